@@ -1,0 +1,220 @@
+package dht
+
+import (
+	"context"
+	"errors"
+)
+
+// Stabilize is one round of Chord's stabilize: it finds the first live
+// successor, asks it for its predecessor (adopting that node if it sits
+// between), refreshes the successor list from the successor's, and notifies
+// the successor of this node. Dead successors met on the way are removed.
+func (n *Node) Stabilize(ctx context.Context) error {
+	if n.isStopped() {
+		return ErrStopped
+	}
+	for tries := 0; tries <= n.cfg.SuccessorListLen; tries++ {
+		n.mu.Lock()
+		succ := n.successorLocked()
+		n.mu.Unlock()
+		var nb Neighbors
+		var err error
+		if succ.ID == n.self.ID {
+			nb, err = n.HandleGetNeighbors(ctx)
+		} else {
+			nb, err = n.tr.GetNeighbors(ctx, succ)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			n.removeFailed(succ)
+			continue
+		}
+		if x := nb.Predecessor; !x.IsZero() && x.ID != n.self.ID && between(x.ID, n.self.ID, succ.ID) {
+			if xnb, err := n.tr.GetNeighbors(ctx, x); err == nil {
+				succ, nb = x, xnb
+			}
+		}
+		list := nb.Successors
+		if succ.ID != n.self.ID {
+			list = append([]Peer{succ}, nb.Successors...)
+		}
+		n.setSuccessors(list)
+		n.mu.Lock()
+		cur := n.successorLocked()
+		n.mu.Unlock()
+		if cur.ID != n.self.ID {
+			if err := n.tr.Notify(ctx, cur, n.self); err != nil && errors.Is(err, ErrUnreachable) {
+				n.removeFailed(cur)
+				continue
+			}
+		}
+		return nil
+	}
+	return nil
+}
+
+// setSuccessors installs a new successor list and reports a change of the
+// immediate successor.
+func (n *Node) setSuccessors(list []Peer) {
+	n.mu.Lock()
+	old := n.successorLocked()
+	n.succs = n.cleanListLocked(list)
+	cur := n.successorLocked()
+	var ev *Event
+	if cur.ID != old.ID {
+		ev = &Event{Kind: EventSuccessorChanged, Peer: cur, Old: old, Successors: append([]Peer(nil), n.succs...)}
+	}
+	n.mu.Unlock()
+	if ev != nil {
+		n.emit(*ev)
+	}
+}
+
+// CheckPredecessor pings the predecessor and forgets it if it is dead, so
+// that a live node can take its place through notify.
+func (n *Node) CheckPredecessor(ctx context.Context) error {
+	pred := n.Predecessor()
+	if pred.IsZero() {
+		return nil
+	}
+	if err := n.tr.Ping(ctx, pred); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		n.removeFailed(pred)
+	}
+	return nil
+}
+
+// Suspect removes p from this node's ring state (predecessor, successor
+// list, fingers) because it is believed dead. If the suspicion is false, p
+// comes back through notify and stabilize on its next round.
+func (n *Node) Suspect(p Peer) { n.removeFailed(p) }
+
+func (n *Node) removeFailed(p Peer) {
+	n.removePeer(p, EventNeighborFailed)
+}
+
+// removePeer splices p out of the ring state and reports what it was to us.
+func (n *Node) removePeer(p Peer, kind EventKind) {
+	if p.ID == n.self.ID {
+		return
+	}
+	n.mu.Lock()
+	ev := Event{Kind: kind, Peer: p, SuccessorIndex: -1}
+	was := false
+	oldSucc := n.successorLocked()
+	if n.pred.ID == p.ID && !n.pred.IsZero() {
+		n.pred = Peer{}
+		ev.WasPredecessor = true
+		was = true
+	}
+	for i, s := range n.succs {
+		if s.ID == p.ID {
+			n.succs = append(n.succs[:i:i], n.succs[i+1:]...)
+			ev.SuccessorIndex = i
+			was = true
+			break
+		}
+	}
+	var repl Peer
+	for i := Bits - 1; i >= 0; i-- {
+		if n.fingers[i].ID == p.ID && !n.fingers[i].IsZero() {
+			n.fingers[i] = repl
+		} else {
+			repl = n.fingers[i]
+		}
+	}
+	if len(n.succs) == 0 {
+		// Lost every successor: fall back to the closest finger so the ring
+		// can heal through stabilize instead of partitioning.
+		for i := 0; i < Bits; i++ {
+			if f := n.fingers[i]; !f.IsZero() && f.ID != n.self.ID {
+				n.succs = []Peer{f}
+				break
+			}
+		}
+	}
+	delete(n.probeFails, p.ID)
+	newSucc := n.successorLocked()
+	ev.Successors = append([]Peer(nil), n.succs...)
+	n.mu.Unlock()
+	if was {
+		n.log.Debug("dht: neighbour removed")
+		n.emit(ev)
+	}
+	if newSucc.ID != oldSucc.ID {
+		n.emit(Event{Kind: EventSuccessorChanged, Peer: newSucc, Old: oldSucc, Successors: ev.Successors})
+	}
+}
+
+// Consider offers peers learned elsewhere (the gossip membership list) as
+// candidates: a live peer that sits between this node and its successor
+// becomes the new successor. This is how two rings that formed on both
+// sides of a healed partition merge into one, which Chord's stabilize alone
+// cannot do.
+func (n *Node) Consider(ctx context.Context, peers []Peer) {
+	for _, p := range peers {
+		if p.IsZero() || p.ID == n.self.ID {
+			continue
+		}
+		n.mu.Lock()
+		succ := n.successorLocked()
+		better := succ.ID == n.self.ID || between(p.ID, n.self.ID, succ.ID)
+		n.mu.Unlock()
+		if !better {
+			continue
+		}
+		if err := n.tr.Ping(ctx, p); err != nil {
+			continue
+		}
+		n.mu.Lock()
+		list := append([]Peer{p}, n.succs...)
+		n.mu.Unlock()
+		n.setSuccessors(list)
+	}
+}
+
+// ProbeNeighbors pings the predecessor and the first successors once. A
+// neighbour that fails SuspectAfter consecutive probes is removed from the
+// ring state (EventNeighborFailed). Driven every ProbeInterval, this
+// notices a crashed neighbour in about SuspectAfter*ProbeInterval.
+func (n *Node) ProbeNeighbors(ctx context.Context, timeoutPerProbe func() (context.Context, context.CancelFunc)) {
+	n.mu.Lock()
+	targets := make([]Peer, 0, 3)
+	if !n.pred.IsZero() {
+		targets = append(targets, n.pred)
+	}
+	for i, s := range n.succs {
+		if i >= 2 {
+			break
+		}
+		targets = append(targets, s)
+	}
+	n.mu.Unlock()
+	for _, p := range targets {
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if timeoutPerProbe != nil {
+			pctx, cancel = timeoutPerProbe()
+		}
+		err := n.tr.Ping(pctx, p)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		n.mu.Lock()
+		if err == nil {
+			delete(n.probeFails, p.ID)
+			n.mu.Unlock()
+			continue
+		}
+		n.probeFails[p.ID]++
+		fails := n.probeFails[p.ID]
+		n.mu.Unlock()
+		if fails >= n.cfg.SuspectAfter {
+			n.removeFailed(p)
+		}
+	}
+}
