@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/dsn-ims/dsn/internal/bindtest"
 )
 
 const secret32 = "ofTiGgURFo/P4YNDo1mzzFcyccSKkGOzFc+PiI9LqHw="
@@ -223,20 +225,18 @@ func FuzzParseKeys(f *testing.F) {
 // missing and CI is unset, failing when CI is set.
 func requireBinary(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
+	skip, err := bindtest.Availability(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, dir := range []string{"/usr/sbin", "/usr/bin"} {
-		if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
-			return filepath.Join(dir, name)
-		}
+	if skip != "" {
+		t.Skip(skip)
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not installed (CI is set, so this fails)", name)
+	p, err := bindtest.Find(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Skipf("%s not installed; skipping (set CI=true to fail instead)", name)
-	return ""
+	return p
 }
 
 func TestKeyNameCharacters(t *testing.T) {

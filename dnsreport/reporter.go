@@ -1,7 +1,6 @@
 package dnsreport
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -115,8 +114,11 @@ type entry struct {
 	attempts int
 	applied  bool
 	inflight bool
-	lastErr  error
-	waiters  []chan error
+	// cancelled: Cancel came while an attempt was in flight; the entry
+	// stays (so no second attempt for the key can start) until it lands.
+	cancelled bool
+	lastErr   error
+	waiters   []chan error
 }
 
 // NewReporter makes a Reporter. logger and onResult may be nil.
@@ -165,7 +167,7 @@ func (r *Reporter) Submit(in Intent) error {
 	}
 	r.gen++
 	e.intent, e.gen, e.due = in, r.gen, r.clock.Now()
-	e.attempts, e.applied, e.lastErr = 0, false, nil
+	e.attempts, e.applied, e.cancelled, e.lastErr = 0, false, false, nil
 	r.wake()
 	return nil
 }
@@ -177,11 +179,16 @@ func (r *Reporter) Cancel(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.entries[key]
-	if e == nil {
+	if e == nil || e.cancelled {
 		return
 	}
-	delete(r.entries, key)
 	release(e, ErrCanceled)
+	if !e.inflight {
+		delete(r.entries, key)
+		return
+	}
+	r.gen++
+	e.gen, e.cancelled = r.gen, true // the landing attempt is no longer current
 }
 
 func release(e *entry, err error) {
@@ -202,7 +209,7 @@ func (r *Reporter) Flush(ctx context.Context, key string) error {
 		return ErrClosed
 	}
 	e := r.entries[key]
-	if e == nil || e.applied {
+	if e == nil || e.applied || e.cancelled {
 		r.mu.Unlock()
 		return nil
 	}
@@ -234,8 +241,9 @@ func (r *Reporter) Flush(ctx context.Context, key string) error {
 	return fmt.Errorf("dnsreport: flush %q: %w", key, ctx.Err())
 }
 
-// Step attempts every intent that is due at now, one after the other, and
-// returns when the next one falls due (zero: nothing is waiting).
+// Step attempts every intent that is due at now, each key in its own
+// goroutine, waits for all of them, and returns when the next intent falls
+// due (zero: nothing is waiting).
 func (r *Reporter) Step(ctx context.Context, now time.Time) time.Time {
 	type job struct {
 		in  Intent
@@ -251,21 +259,26 @@ func (r *Reporter) Step(ctx context.Context, now time.Time) time.Time {
 		}
 	}
 	r.mu.Unlock()
-	slices.SortFunc(jobs, func(a, b job) int { return cmp.Compare(a.gen, b.gen) })
 
+	// Keys are independent: one unreachable change must not hold up the
+	// others (a graceful leave behind a dead peer's delete, say).
+	var wg sync.WaitGroup
 	for _, j := range jobs {
-		uctx, cancel := context.WithTimeout(ctx, r.cfg.UpdateTimeout)
-		err := r.up.Update(uctx, j.in.Change)
-		cancel()
-		r.finish(j.in, j.gen, j.try, err)
+		wg.Go(func() {
+			uctx, cancel := context.WithTimeout(ctx, r.cfg.UpdateTimeout)
+			err := r.up.Update(uctx, j.in.Change)
+			cancel()
+			r.finish(j.in, j.gen, j.try, err)
+		})
 	}
+	wg.Wait()
 	return r.NextDue()
 }
 
 // waitingLocked: e is not in flight and wants an attempt (not applied
 // yet, or applied but kept for refresh).
 func (r *Reporter) waitingLocked(e *entry) bool {
-	return !e.inflight && (!e.applied || (e.intent.Refresh && r.cfg.RefreshInterval > 0))
+	return !e.inflight && !e.cancelled && (!e.applied || (e.intent.Refresh && r.cfg.RefreshInterval > 0))
 }
 
 func (r *Reporter) dueLocked(e *entry, now time.Time) bool {
@@ -295,8 +308,10 @@ func (r *Reporter) finish(in Intent, gen uint64, try int, err error) {
 	}
 	var wait time.Duration
 	switch {
+	case !current && e != nil && e.cancelled:
+		delete(r.entries, in.Key)
 	case !current:
-		// Superseded or cancelled while in flight; the newer state stays due.
+		// Superseded while in flight; the newer intent stays due.
 	case err == nil:
 		e.applied, e.attempts, e.lastErr = true, 0, nil
 		release(e, nil)
@@ -374,7 +389,7 @@ func (r *Reporter) Status(key string) (Status, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.entries[key]
-	if e == nil {
+	if e == nil || e.cancelled {
 		return Status{}, false
 	}
 	return r.statusLocked(key, e), true
@@ -387,7 +402,9 @@ func (r *Reporter) Pending() []Status {
 	defer r.mu.Unlock()
 	out := make([]Status, 0, len(r.entries))
 	for k, e := range r.entries {
-		out = append(out, r.statusLocked(k, e))
+		if !e.cancelled {
+			out = append(out, r.statusLocked(k, e))
+		}
 	}
 	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Key, b.Key) })
 	return out

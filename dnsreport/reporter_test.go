@@ -371,6 +371,71 @@ func TestReporterCancelReleasesFlush(t *testing.T) {
 	}
 }
 
+func TestReporterCancelWhileInFlight(t *testing.T) {
+	f := newReporterFixture(t, nil)
+	f.up.gate, f.up.entered = make(chan struct{}), make(chan struct{})
+	if err := f.r.Submit(deleteIntent(t, "node/n1", "n1", "successor")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		f.r.Step(context.Background(), f.clock.Now())
+		close(done)
+	}()
+	<-f.up.entered
+	f.r.Cancel("node/n1") // n1 came back
+	if _, ok := f.r.Status("node/n1"); ok {
+		t.Error("cancelled intent still reported")
+	}
+	if err := f.r.Flush(context.Background(), "node/n1"); err != nil {
+		t.Errorf("flush of a cancelled key: %v", err)
+	}
+	// n1 dies again before the old attempt lands: the new delete must wait
+	// for it rather than run beside it.
+	if err := f.r.Submit(deleteIntent(t, "node/n1", "n1", "successor")); err != nil {
+		t.Fatal(err)
+	}
+	if next := f.r.Step(context.Background(), f.clock.Now()); !next.IsZero() {
+		t.Errorf("second attempt for an in-flight key: next %v", next)
+	}
+	f.up.gate <- struct{}{}
+	<-done
+	st, ok := f.r.Status("node/n1")
+	if !ok || st.Applied {
+		t.Fatalf("resubmitted delete lost when the cancelled attempt landed: %+v %v", st, ok)
+	}
+	go func() { <-f.up.entered; f.up.gate <- struct{}{} }()
+	f.r.Step(context.Background(), f.clock.Now())
+	if _, ok := f.r.Status("node/n1"); ok {
+		t.Error("resubmitted delete not applied")
+	}
+}
+
+func TestReporterStepsKeysConcurrently(t *testing.T) {
+	f := newReporterFixture(t, nil)
+	f.up.gate, f.up.entered = make(chan struct{}), make(chan struct{})
+	for _, k := range []string{"node/a", "node/b", "self"} {
+		if err := f.r.Submit(deleteIntent(t, k, "n1", "successor")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		f.r.Step(context.Background(), f.clock.Now())
+		close(done)
+	}()
+	for range 3 { // all three are in flight at once
+		<-f.up.entered
+	}
+	for range 3 {
+		f.up.gate <- struct{}{}
+	}
+	<-done
+	if p := f.r.Pending(); len(p) != 0 {
+		t.Errorf("pending after success: %+v", p)
+	}
+}
+
 func TestReporterRefresh(t *testing.T) {
 	f := newReporterFixture(t, func(c *ReporterConfig) { c.RefreshInterval = time.Minute }, nil, notAuth("a:53"))
 	if err := f.r.Submit(publishIntent(t, "self", "n1")); err != nil {

@@ -30,8 +30,12 @@ type Resolver interface {
 	// ENUM maps an E.164 number to a SIP URI (RFC 6116). ErrNotFound when
 	// the number has no usable E2U+sip NAPTR.
 	ENUM(ctx context.Context, number string) (string, error)
-	// Locate turns a SIP URI into targets in fail-over order (RFC 3263).
-	// ErrNotFound when DNS names no address.
+	// Locate turns a SIP URI into targets in fail-over order (RFC 3263):
+	// a numeric host is used as is; an explicit port means A/AAAA only;
+	// otherwise NAPTR (SIP+D2U, SIP+D2T; SIPS+D2T for sips:) -> SRV ->
+	// A/AAAA, else SRV _sip._udp then _sip._tcp (_sips._tcp for sips:,
+	// only the given transport with ;transport=), else A/AAAA on 5060
+	// (5061 for TLS). ErrNotFound when DNS names no address.
 	Locate(ctx context.Context, uri string) ([]Target, error)
 }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +24,9 @@ type Zone struct {
 	Text   string
 }
 
-// Options describes the server to start.
-type Options struct {
+// Config describes the server to start. Zero fields take the values of
+// DefaultConfig.
+type Config struct {
 	// Zones are served as primaries, updatable with the key
 	// (update-policy grant <key> zonesub ANY) and transferable with it.
 	Zones []Zone
@@ -37,6 +37,49 @@ type Options struct {
 	// StartTimeout bounds the wait until named answers SOA for every zone
 	// (default 20s).
 	StartTimeout time.Duration
+}
+
+// DefaultConfig has no zones (add at least one), key "dsn-test-key"
+// (hmac-sha256) and a 20s start timeout.
+func DefaultConfig() Config {
+	return Config{KeyName: "dsn-test-key", Algorithm: "hmac-sha256", StartTimeout: 20 * time.Second}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.KeyName == "" {
+		c.KeyName = d.KeyName
+	}
+	if c.Algorithm == "" {
+		c.Algorithm = d.Algorithm
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = d.StartTimeout
+	}
+	return c
+}
+
+// Validate checks the zones, key name and timeout (after defaults).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if len(c.Zones) == 0 {
+		return errors.New("bindtest: no zones")
+	}
+	for i, z := range c.Zones {
+		if _, ok := dns.IsDomainName(z.Origin); !ok || z.Origin == "" {
+			return fmt.Errorf("bindtest: Zones[%d].Origin %q is not a domain name", i, z.Origin)
+		}
+	}
+	for _, r := range strings.TrimSuffix(c.KeyName, ".") {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return fmt.Errorf("bindtest: key name %q: use letters, digits, '-' and '.'", c.KeyName)
+		}
+	}
+	if c.StartTimeout < 0 {
+		return fmt.Errorf("bindtest: StartTimeout %v is negative", c.StartTimeout)
+	}
+	return nil
 }
 
 // Server is one named process with its own directory, port and key.
@@ -56,15 +99,17 @@ type Server struct {
 }
 
 // Named returns the path of the named binary (PATH, then /usr/sbin).
-func Named() (string, error) { return findBinary("named") }
+func Named() (string, error) { return Find("named") }
 
 // TSIGKeygen returns the path of tsig-keygen.
-func TSIGKeygen() (string, error) { return findBinary("tsig-keygen") }
+func TSIGKeygen() (string, error) { return Find("tsig-keygen") }
 
 // Dig returns the path of dig.
-func Dig() (string, error) { return findBinary("dig") }
+func Dig() (string, error) { return Find("dig") }
 
-func findBinary(name string) (string, error) {
+// Find returns the path of an installed tool: PATH first, then the sbin
+// and bin directories BIND packages install into.
+func Find(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
@@ -85,7 +130,7 @@ func Availability(binaries ...string) (skip string, err error) {
 		binaries = []string{"named", "tsig-keygen"}
 	}
 	for _, b := range binaries {
-		if _, ferr := findBinary(b); ferr != nil {
+		if _, ferr := Find(b); ferr != nil {
 			if os.Getenv("CI") != "" {
 				return "", fmt.Errorf("%w (CI is set, so this is a failure)", ferr)
 			}
@@ -107,7 +152,7 @@ type TB interface {
 // Require starts a server for a test: it skips or fails per Availability,
 // fails the test when named does not come up, and closes the server at
 // the end of the test.
-func Require(tb TB, opts Options) *Server {
+func Require(tb TB, cfg Config) *Server {
 	tb.Helper()
 	skip, err := Availability("named", "tsig-keygen")
 	if err != nil {
@@ -116,7 +161,7 @@ func Require(tb TB, opts Options) *Server {
 	if skip != "" {
 		tb.Skip(skip)
 	}
-	s, err := Start(opts)
+	s, err := Start(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -124,27 +169,14 @@ func Require(tb TB, opts Options) *Server {
 	return s
 }
 
-var keyNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
-
 // Start writes named.conf, the zone files and a tsig-keygen key into a new
 // temporary directory, starts named on a free 127.0.0.1 port and waits
 // until it answers SOA for every zone.
-func Start(opts Options) (*Server, error) {
-	if len(opts.Zones) == 0 {
-		return nil, errors.New("bindtest: no zones")
+func Start(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if opts.KeyName == "" {
-		opts.KeyName = "dsn-test-key"
-	}
-	if opts.Algorithm == "" {
-		opts.Algorithm = "hmac-sha256"
-	}
-	if opts.StartTimeout <= 0 {
-		opts.StartTimeout = 20 * time.Second
-	}
-	if !keyNameRE.MatchString(opts.KeyName) {
-		return nil, fmt.Errorf("bindtest: key name %q: use letters, digits, '-' and '.'", opts.KeyName)
-	}
+	opts := cfg.withDefaults()
 	named, err := Named()
 	if err != nil {
 		return nil, err
@@ -344,6 +376,9 @@ func (s *Server) waitReady() error {
 		if err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
 			pending = pending[1:]
 			continue
+		}
+		if zone := strings.TrimSuffix(pending[0], "."); strings.Contains(s.Log(), "zone "+zone+"/IN: not loaded due to errors") {
+			return fmt.Errorf("bindtest: named could not load zone %s", pending[0])
 		}
 		select { // poll interval; an exit ends the wait at once
 		case <-s.done:

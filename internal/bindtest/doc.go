@@ -1,6 +1,6 @@
 // Package bindtest runs a real BIND9 named for integration tests.
 //
-// Start makes a temporary directory with a generated named.conf (listening
+// Start(Config) makes a temporary directory with a generated named.conf (listening
 // only on 127.0.0.1 at a free port, no recursion, no rndc control channel),
 // a TSIG key written by tsig-keygen, and the given zones as primaries that
 // the key may update (update-policy grant <key> zonesub ANY) and transfer.
