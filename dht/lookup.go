@@ -96,6 +96,8 @@ func (n *Node) lookupExcluding(ctx context.Context, id ID, exclude []ID) (Lookup
 	if n.isStopped() {
 		return LookupResult{}, ErrStopped
 	}
+	ctx, cancel := n.withDefaultTimeout(ctx)
+	defer cancel()
 	return n.lookupFrom(ctx, Peer{}, id, exclude)
 }
 

@@ -219,7 +219,12 @@ func (n *Node) Join(ctx context.Context, seed Peer) error {
 		return fmt.Errorf("dht: join via %s: %w", seed.Addr, err)
 	}
 	if res.Owner.ID == n.self.ID && res.Owner.Addr != n.self.Addr {
-		return fmt.Errorf("dht: join via %s: node ID %s already taken by %s (node names must be unique)", seed.Addr, n.self.ID, res.Owner.Name)
+		// Our ID is in the ring at another address: either a live node
+		// with the same name (refuse) or our own previous incarnation that
+		// crashed and is not yet detected (take its place).
+		if err := n.tr.Ping(ctx, res.Owner); err == nil {
+			return fmt.Errorf("dht: join via %s: node ID %s is taken by a live node at %s (node names must be unique)", seed.Addr, n.self.ID, res.Owner.Addr)
+		}
 	}
 	succs := []Peer{res.Owner}
 	if res.Owner.ID == n.self.ID {

@@ -40,6 +40,8 @@ func (n *Node) Delete(ctx context.Context, key string, opt PutOptions) (PutResul
 }
 
 func (n *Node) routePut(ctx context.Context, req PutRequest) (PutResult, error) {
+	ctx, cancel := n.withDefaultTimeout(ctx)
+	defer cancel()
 	id := HashKey(req.Record.Key)
 	var lastErr error
 	var down []ID
@@ -117,6 +119,8 @@ func (n *Node) merge(r Record) bool {
 // unreachable or does not have it yet, from the owner's replicas). It
 // returns ErrNotFound when no live copy exists.
 func (n *Node) Get(ctx context.Context, key string) (Record, error) {
+	ctx, cancel := n.withDefaultTimeout(ctx)
+	defer cancel()
 	id := HashKey(key)
 	var lastErr error
 	var down []ID
@@ -221,13 +225,34 @@ func (n *Node) HandlePut(ctx context.Context, req PutRequest) (PutResult, error)
 	return PutResult{Version: stored.Version, Copies: copies}, nil
 }
 
-// readThrough merges the newest copy of key held by any of peers.
+// readThrough merges the newest copy of key held by any of peers. It asks
+// with a one-point digest (the arc (id-1, id]), which the peer answers from
+// its local table only: a Get could read through again and, while two
+// nodes both believe they own the key (a ring still forming), call back
+// here forever.
 func (n *Node) readThrough(ctx context.Context, key string, peers []Peer) {
+	id := HashKey(key)
 	for _, p := range peers {
-		if rec, ok, err := n.tr.Get(ctx, p, key); err == nil && ok {
-			n.merge(rec)
+		d := Digest{Lo: id - 1, Hi: id, Buckets: n.store.Summaries(id-1, id, 1)}
+		reply, err := n.tr.Sync(ctx, p, d)
+		if err != nil {
+			continue
+		}
+		for _, r := range reply.Records {
+			if r.Key == key {
+				n.merge(r)
+			}
 		}
 	}
+}
+
+// withDefaultTimeout bounds a client operation whose caller set no
+// deadline, so that no request can wait forever on a peer.
+func (n *Node) withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, 4*n.cfg.RPCTimeout)
 }
 
 // replicaTargetsLocked returns the successors that hold replicas of this

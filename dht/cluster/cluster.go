@@ -1,0 +1,367 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	stdlog "log"
+	"math/rand"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+
+	"github.com/dsn-ims/dsn/dht"
+	"github.com/dsn-ims/dsn/dht/tcp"
+)
+
+// Config describes one ring member on the network.
+type Config struct {
+	// Name is the node's unique, stable name; its ring ID derives from it.
+	Name string
+	// Meta is opaque data published with the node (the node package puts
+	// the SIP advertise address here).
+	Meta string
+	// Join lists cluster addresses of members already in the ring; empty
+	// starts a new ring.
+	Join []string
+	// JoinTimeout bounds joining (gossip and ring).
+	JoinTimeout time.Duration
+	// TCP configures the shared listener (BindAddr, AdvertiseAddr, limits).
+	TCP tcp.Config
+	// DHT configures the ring protocol and its timers.
+	DHT dht.Config
+	// GossipPreset is "lan" (memberlist.DefaultLANConfig) or "local"
+	// (DefaultLocalConfig, for loopback tests).
+	GossipPreset string
+	// LeaveTimeout bounds the graceful leave.
+	LeaveTimeout time.Duration
+	// PushPullInterval is how often a member does a full state sync with a
+	// random other member. memberlist's gossip broadcasts are best-effort
+	// and do not reach every member; this sync is what guarantees that the
+	// membership list converges, so it is kept short.
+	PushPullInterval time.Duration
+}
+
+// DefaultConfig returns production defaults.
+func DefaultConfig() Config {
+	return Config{
+		JoinTimeout:      10 * time.Second,
+		TCP:              tcp.DefaultConfig(),
+		DHT:              dht.DefaultConfig(),
+		GossipPreset:     "lan",
+		LeaveTimeout:     5 * time.Second,
+		PushPullInterval: 10 * time.Second,
+	}
+}
+
+// LocalConfig returns defaults for tests on loopback: a free port on
+// 127.0.0.1 and fast timers.
+func LocalConfig(name string) Config {
+	c := DefaultConfig()
+	c.Name = name
+	c.TCP = tcp.LocalConfig()
+	c.DHT = dht.FastConfig()
+	c.GossipPreset = "local"
+	c.PushPullInterval = time.Second
+	return c
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("cluster: Name must be set (a unique, stable node name)"))
+	}
+	if c.JoinTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("cluster: JoinTimeout must be positive, got %s", c.JoinTimeout))
+	}
+	if c.PushPullInterval <= 0 {
+		errs = append(errs, fmt.Errorf("cluster: PushPullInterval must be positive, got %s", c.PushPullInterval))
+	}
+	if c.LeaveTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("cluster: LeaveTimeout must be positive, got %s", c.LeaveTimeout))
+	}
+	if c.GossipPreset != "lan" && c.GossipPreset != "local" {
+		errs = append(errs, fmt.Errorf("cluster: GossipPreset must be lan or local, got %q", c.GossipPreset))
+	}
+	for i, j := range c.Join {
+		if !strings.Contains(j, ":") {
+			errs = append(errs, fmt.Errorf("cluster: Join[%d] %q must be host:port", i, j))
+		}
+	}
+	if err := c.TCP.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.DHT.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Cluster is a running ring member.
+type Cluster struct {
+	cfg  Config
+	log  *zap.Logger
+	tr   *tcp.Transport
+	node *dht.Node
+	ml   *memberlist.Memberlist
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	closeOnce sync.Once
+	leftMu    sync.Mutex
+	left      bool
+
+	// bg tracks goroutines started from gossip callbacks; closed stops
+	// callbacks from touching the node once Close began.
+	bg     sync.WaitGroup
+	bgMu   sync.Mutex
+	closed bool
+}
+
+// background runs f in a tracked goroutine unless the member is closing.
+func (c *Cluster) background(f func()) {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.closed {
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		f()
+	}()
+}
+
+// Start brings a member up: it listens, creates or joins the ring, and
+// starts the maintenance driver. observer (may be nil) receives ring
+// events; it must not block.
+func Start(cfg Config, key []byte, logger *zap.Logger, observer func(dht.Event)) (*Cluster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	log := logger.Named("cluster")
+	tr, err := tcp.New(cfg.TCP, key, logger.Named("tcp"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	self := dht.Peer{ID: dht.NodeID(cfg.Name), Name: cfg.Name, Addr: tr.Addr(), Meta: cfg.Meta}
+	c := &Cluster{cfg: cfg, log: log, tr: tr, done: make(chan struct{})}
+	node, err := dht.New(cfg.DHT, self, dht.Deps{
+		Transport: tr, Logger: logger.Named("dht"), Observer: observer,
+		Rand: rand.New(rand.NewSource(time.Now().UnixNano())),
+	})
+	if err != nil {
+		tr.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	c.node = node
+	tr.Serve(node)
+
+	mlc := memberlist.DefaultLANConfig()
+	if cfg.GossipPreset == "local" {
+		mlc = memberlist.DefaultLocalConfig()
+	}
+	mlc.Name = cfg.Name
+	mlc.PushPullInterval = cfg.PushPullInterval
+	mlc.Transport = tr.Memberlist()
+	mlc.SecretKey = gossipKey(key)
+	mlc.Delegate = &metaDelegate{self: self}
+	mlc.Events = &events{c: c}
+	mlc.Logger = stdlog.New(gossipLog{logger.Named("gossip")}, "", 0)
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		tr.Close()
+		return nil, fmt.Errorf("cluster: gossip: %w", err)
+	}
+	c.ml = ml
+
+	if err := c.joinRing(); err != nil {
+		_ = ml.Shutdown()
+		tr.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	drv := dht.NewDriver(node, rand.New(rand.NewSource(time.Now().UnixNano())), logger.Named("dht"), c.Members)
+	go func() {
+		defer close(c.done)
+		drv.Run(ctx)
+	}()
+	log.Info("cluster: member up", zap.String("name", cfg.Name), zap.String("id", self.ID.String()),
+		zap.String("addr", self.Addr), zap.Strings("join", cfg.Join))
+	return c, nil
+}
+
+// gossipKey adapts the cluster key to memberlist's AES key sizes.
+func gossipKey(key []byte) []byte {
+	switch len(key) {
+	case 16, 24, 32:
+		return key
+	}
+	return nil
+}
+
+func (c *Cluster) joinRing() error {
+	if len(c.cfg.Join) == 0 {
+		c.node.Create()
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.JoinTimeout)
+	defer cancel()
+	var lastErr error
+	for ctx.Err() == nil {
+		if _, err := c.ml.Join(c.cfg.Join); err != nil {
+			lastErr = fmt.Errorf("cluster: gossip join %v: %w", c.cfg.Join, err)
+		} else {
+			for _, addr := range c.cfg.Join {
+				err := c.node.Join(ctx, dht.Peer{Addr: addr})
+				if err == nil {
+					return nil
+				}
+				lastErr = err
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("cluster: could not join %v within %s: %w", c.cfg.Join, c.cfg.JoinTimeout, lastErr)
+}
+
+// Node returns the ring member.
+func (c *Cluster) Node() *dht.Node { return c.node }
+
+// Transport returns the network transport (for its statistics).
+func (c *Cluster) Transport() *tcp.Transport { return c.tr }
+
+// Members returns the live members memberlist knows, as ring peers.
+func (c *Cluster) Members() []dht.Peer {
+	var out []dht.Peer
+	for _, m := range c.ml.Members() {
+		if p, ok := decodeMeta(m.Meta); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Leave departs gracefully: hands records to the successor, tells the
+// neighbours, leaves the gossip cluster, and closes the transport.
+func (c *Cluster) Leave(ctx context.Context) error {
+	c.leftMu.Lock()
+	if c.left {
+		c.leftMu.Unlock()
+		return nil
+	}
+	c.left = true
+	c.leftMu.Unlock()
+	c.cancel()
+	<-c.done
+	err := c.node.Leave(ctx)
+	if lerr := c.ml.Leave(c.cfg.LeaveTimeout); lerr != nil && err == nil {
+		err = fmt.Errorf("cluster: gossip leave: %w", lerr)
+	}
+	c.Close()
+	return err
+}
+
+// Close stops the member without leaving (as a crash would look to the
+// others, except that sockets close).
+func (c *Cluster) Close() {
+	c.closeOnce.Do(func() {
+		c.bgMu.Lock()
+		c.closed = true
+		c.bgMu.Unlock()
+		c.bg.Wait()
+		if c.cancel != nil {
+			c.cancel()
+			<-c.done
+		}
+		_ = c.ml.Shutdown()
+		_ = c.tr.Close()
+	})
+}
+
+// metaDelegate publishes this node's ring identity in memberlist metadata.
+type metaDelegate struct{ self dht.Peer }
+
+type wireMeta struct {
+	ID   string `json:"id"`
+	Name string `json:"n"`
+	Addr string `json:"a"`
+	Meta string `json:"m,omitempty"`
+}
+
+func (d *metaDelegate) NodeMeta(limit int) []byte {
+	b, _ := json.Marshal(wireMeta{ID: d.self.ID.String(), Name: d.self.Name, Addr: d.self.Addr, Meta: d.self.Meta})
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+func (d *metaDelegate) NotifyMsg([]byte)                {}
+func (d *metaDelegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (d *metaDelegate) LocalState(bool) []byte          { return nil }
+func (d *metaDelegate) MergeRemoteState([]byte, bool)   {}
+
+func decodeMeta(b []byte) (dht.Peer, bool) {
+	var m wireMeta
+	if len(b) == 0 || json.Unmarshal(b, &m) != nil || m.Addr == "" {
+		return dht.Peer{}, false
+	}
+	var id uint64
+	if _, err := fmt.Sscanf(m.ID, "%016x", &id); err != nil || dht.ID(id) != dht.NodeID(m.Name) {
+		return dht.Peer{}, false
+	}
+	return dht.Peer{ID: dht.ID(id), Name: m.Name, Addr: m.Addr, Meta: m.Meta}, true
+}
+
+// events feeds memberlist's view into the ring.
+type events struct{ c *Cluster }
+
+func (e *events) NotifyJoin(n *memberlist.Node) {
+	if p, ok := decodeMeta(n.Meta); ok && p.ID != e.c.node.Self().ID {
+		e.c.background(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), e.c.cfg.DHT.RPCTimeout)
+			defer cancel()
+			e.c.node.Consider(ctx, []dht.Peer{p})
+		})
+	}
+}
+
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	if p, ok := decodeMeta(n.Meta); ok && p.ID != e.c.node.Self().ID {
+		e.c.background(func() { e.c.node.Suspect(p) })
+	}
+}
+
+func (e *events) NotifyUpdate(*memberlist.Node) {}
+
+// gossipLog routes memberlist's "[LEVEL] memberlist: ..." lines to zap at
+// the matching level.
+type gossipLog struct{ l *zap.Logger }
+
+func (g gossipLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	switch {
+	case strings.HasPrefix(msg, "[ERR]"):
+		g.l.Error(strings.TrimSpace(strings.TrimPrefix(msg, "[ERR]")))
+	case strings.HasPrefix(msg, "[WARN]"):
+		g.l.Warn(strings.TrimSpace(strings.TrimPrefix(msg, "[WARN]")))
+	case strings.HasPrefix(msg, "[INFO]"):
+		g.l.Info(strings.TrimSpace(strings.TrimPrefix(msg, "[INFO]")))
+	default:
+		g.l.Debug(strings.TrimSpace(strings.TrimPrefix(msg, "[DEBUG]")))
+	}
+	return len(p), nil
+}
