@@ -42,7 +42,8 @@
 // Concurrency: Client, NetExchanger, DNSResolver and Reporter are safe for
 // concurrent use. Client.Update, the query functions and the resolver block
 // on the network for at most their timeouts (or until ctx ends).
-// Reporter.Step blocks on the Updater without holding its lock; Run blocks
+// Reporter.Step blocks until the due updates (one goroutine per key, at most
+// one attempt per key in flight) return, without holding its lock; Run blocks
 // until ctx ends or Close; Flush blocks until the change is applied, ctx
 // ends, or the intent is cancelled. Nothing in the package keeps global
 // state.

@@ -325,7 +325,7 @@ func (s *Server) Start() error {
 	cmd := exec.Command(s.named, "-g", "-n", "1", "-c", s.confPath())
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("bindtest: start named: %w", err)
