@@ -1,0 +1,325 @@
+// Package e2e runs the product as an operator would: real dsn-node
+// processes on 127.0.0.x, real SIPp phones, real BIND9. Each process binds
+// port 0 and the harness learns its addresses from its "node: serving" log
+// line, which is also the readiness signal.
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/dsn-node once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "dsn-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "dsn-node")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/dsn-ims/dsn/cmd/dsn-node").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// requireTool skips (outside CI) or fails (in CI) when a binary is missing.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		for _, d := range []string{"/usr/sbin", "/usr/bin"} {
+			if _, e := os.Stat(filepath.Join(d, name)); e == nil {
+				return filepath.Join(d, name)
+			}
+		}
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not installed (deploy/test.sh installs it)", name)
+		}
+		t.Skipf("%s not installed; run deploy/test.sh to install it", name)
+	}
+	return p
+}
+
+type fleet struct {
+	t       *testing.T
+	dir     string
+	keyFile string
+	domain  string
+	procs   []*proc
+}
+
+type proc struct {
+	f       *fleet
+	Name    string
+	IP      string
+	Args    []string
+	SIP     string
+	Cluster string
+	Admin   string
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	exitErr error
+}
+
+func newFleet(t *testing.T, domain string) *fleet {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(key, []byte("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{t: t, dir: dir, keyFile: key, domain: domain}
+	t.Cleanup(f.stopAll)
+	return f
+}
+
+// start runs one node on ip, joining the given cluster addresses, and waits
+// until it serves.
+func (f *fleet) start(name, ip string, join []string, extra ...string) *proc {
+	f.t.Helper()
+	p, err := f.tryStart(name, ip, f.keyFile, join, extra...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+func (f *fleet) tryStart(name, ip, keyFile string, join []string, extra ...string) (*proc, error) {
+	args := []string{
+		"-name", name, "-domain", f.domain,
+		"-sip", ip + ":0", "-cluster", ip + ":0", "-admin", ip + ":0",
+		"-cluster-key-file", keyFile, "-log-level", "debug",
+	}
+	if len(join) > 0 {
+		args = append(args, "-join", strings.Join(join, ","))
+	}
+	args = append(args, extra...)
+	return f.exec(name, ip, args)
+}
+
+func (f *fleet) exec(name, ip string, args []string) (*proc, error) {
+	p := &proc{f: f, Name: name, IP: ip, Args: args, exited: make(chan struct{}),
+		logPath: filepath.Join(f.dir, fmt.Sprintf("%s-%d.log", name, time.Now().UnixNano()))}
+	logFile, err := os.Create(p.logPath)
+	if err != nil {
+		return nil, err
+	}
+	p.cmd = exec.Command(binary(f.t), args...)
+	p.cmd.Stdout = logFile
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	f.procs = append(f.procs, p)
+	ready := make(chan map[string]any, 1)
+	go func() {
+		defer logFile.Close()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logFile, line)
+			if !sent && strings.Contains(line, `"node: serving"`) {
+				var m map[string]any
+				if json.Unmarshal([]byte(line), &m) == nil {
+					ready <- m
+					sent = true
+				}
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() {
+		p.exitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	select {
+	case m := <-ready:
+		p.SIP, _ = m["sip"].(string)
+		p.Cluster, _ = m["cluster"].(string)
+		p.Admin, _ = m["admin"].(string)
+		return p, nil
+	case <-p.exited:
+		return p, fmt.Errorf("%s exited before serving (%v):\n%s", name, p.exitErr, p.logTail(30))
+	case <-time.After(30 * time.Second):
+		p.kill()
+		return p, fmt.Errorf("%s did not serve within 30s:\n%s", name, p.logTail(30))
+	}
+}
+
+func (p *proc) logTail(n int) string {
+	b, _ := os.ReadFile(p.logPath)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// kill sends SIGKILL (a crash) and waits for the exit.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// term sends SIGTERM (graceful leave) and waits for the exit, returning
+// the exit error.
+func (p *proc) term(timeout time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return p.exitErr
+	case <-time.After(timeout):
+		p.kill()
+		return fmt.Errorf("%s did not exit within %s after SIGTERM", p.Name, timeout)
+	}
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (f *fleet) stopAll() {
+	for _, p := range f.procs {
+		if p.alive() {
+			p.kill()
+		}
+	}
+	if f.t.Failed() {
+		for _, p := range f.procs {
+			f.t.Logf("--- log of %s (%v):\n%s", p.Name, p.Args, p.logTail(40))
+		}
+	}
+}
+
+// getJSON fetches an admin API path into v.
+func (p *proc) getJSON(path string, v any) (int, error) {
+	c := http.Client{Timeout: 3 * time.Second}
+	res, err := c.Get("http://" + p.Admin + path)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if v == nil {
+		return res.StatusCode, nil
+	}
+	return res.StatusCode, json.NewDecoder(res.Body).Decode(v)
+}
+
+type status struct {
+	Name        string `json:"name"`
+	ID          string `json:"id"`
+	SIP         string `json:"sip"`
+	Predecessor *struct {
+		Name string `json:"name"`
+	} `json:"predecessor"`
+	Successors []struct {
+		Name string `json:"name"`
+		ID   string `json:"id"`
+	} `json:"successors"`
+	Representative  bool `json:"representative"`
+	Representatives []struct {
+		Name string `json:"name"`
+		SIP  string `json:"sip"`
+	} `json:"representatives"`
+	Registrations struct {
+		Owned   int `json:"owned"`
+		Replica int `json:"replica"`
+	} `json:"registrations"`
+}
+
+func (p *proc) status() (status, error) {
+	var st status
+	_, err := p.getJSON("/v1/status", &st)
+	return st, err
+}
+
+// eventually polls cond every 50 ms until it returns nil or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached within %s: %v", what, d, err)
+}
+
+// ringConsistent checks that the live processes form one ring: every
+// node's successor is the next ID among them.
+func ringConsistent(ps []*proc) error {
+	type entry struct {
+		id, name, succ, pred string
+	}
+	var es []entry
+	for _, p := range ps {
+		st, err := p.status()
+		if err != nil {
+			return err
+		}
+		e := entry{id: st.ID, name: st.Name}
+		if len(st.Successors) > 0 {
+			e.succ = st.Successors[0].Name
+		}
+		if st.Predecessor != nil {
+			e.pred = st.Predecessor.Name
+		}
+		es = append(es, e)
+	}
+	for i := range es {
+		for j := i + 1; j < len(es); j++ {
+			if es[j].id < es[i].id {
+				es[i], es[j] = es[j], es[i]
+			}
+		}
+	}
+	for i, e := range es {
+		want := es[(i+1)%len(es)].name
+		if len(es) > 1 && e.succ != want {
+			return fmt.Errorf("%s: successor %q, want %q", e.name, e.succ, want)
+		}
+		wantPred := es[(i-1+len(es))%len(es)].name
+		if len(es) > 1 && e.pred != wantPred {
+			return fmt.Errorf("%s: predecessor %q, want %q", e.name, e.pred, wantPred)
+		}
+	}
+	return nil
+}

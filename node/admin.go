@@ -1,0 +1,301 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/dsn-ims/dsn/dht"
+	"github.com/dsn-ims/dsn/sip/registrar"
+)
+
+func (n *Node) startAdmin() error {
+	if n.cfg.AdminListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", n.cfg.AdminListen)
+	if err != nil {
+		return fmt.Errorf("node: -admin %s: %w", n.cfg.AdminListen, err)
+	}
+	n.adminLn = ln
+	n.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "dsn_ring_records", Help: "Live records this node stores that it owns (home).",
+		ConstLabels: prometheus.Labels{"role": "owned"},
+	}, func() float64 { o, _ := n.recordCounts(); return float64(o) }))
+	n.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "dsn_ring_records", Help: "Live records this node stores that it owns (home).",
+		ConstLabels: prometheus.Labels{"role": "replica"},
+	}, func() float64 { _, r := n.recordCounts(); return float64(r) }))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", n.handleReady)
+	mux.HandleFunc("GET /v1/status", n.handleStatus)
+	mux.HandleFunc("GET /v1/lookup", n.handleLookup)
+	mux.HandleFunc("GET /v1/bindings", n.handleBindings)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	n.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Warn("node: admin server stopped", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// recordCounts returns the live records this node owns and holds as a
+// replica.
+func (n *Node) recordCounts() (owned, replica int) {
+	ring := n.Ring()
+	if ring == nil {
+		return 0, 0
+	}
+	pred := ring.Predecessor()
+	self := ring.Self().ID
+	now := n.now().UnixNano()
+	ring.LocalStore().Arc(self, self, func(id dht.ID, r dht.Record) bool {
+		if r.Deleted || (r.Expires != 0 && r.Expires <= now) {
+			return true
+		}
+		if pred.IsZero() || betweenIncl(id, pred.ID, self) {
+			owned++
+		} else {
+			replica++
+		}
+		return true
+	})
+	return owned, replica
+}
+
+func betweenIncl(x, a, b dht.ID) bool {
+	if a == b {
+		return true
+	}
+	return x-a > 0 && x-a <= b-a
+}
+
+// Status is the body of GET /v1/status.
+type Status struct {
+	Name           string       `json:"name"`
+	ID             string       `json:"id"`
+	SIP            string       `json:"sip"`
+	Cluster        string       `json:"cluster"`
+	Domain         string       `json:"domain"`
+	Predecessor    *PeerInfo    `json:"predecessor"`
+	Successors     []PeerInfo   `json:"successors"`
+	Fingers        []FingerInfo `json:"fingers"`
+	Representative bool         `json:"representative"`
+	Representaives []PeerInfo   `json:"representatives"`
+	Registrations  struct {
+		Owned   int `json:"owned"`
+		Replica int `json:"replica"`
+	} `json:"registrations"`
+	Members int    `json:"members"`
+	Uptime  string `json:"uptime"`
+}
+
+// PeerInfo is a ring member as the admin API shows it.
+type PeerInfo struct {
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	Cluster string `json:"cluster"`
+	SIP     string `json:"sip,omitempty"`
+}
+
+// FingerInfo is one distinct finger-table entry.
+type FingerInfo struct {
+	Index int      `json:"index"`
+	Start string   `json:"start"`
+	Node  PeerInfo `json:"node"`
+}
+
+func peerInfo(p dht.Peer) PeerInfo {
+	return PeerInfo{Name: p.Name, ID: p.ID.String(), Cluster: p.Addr, SIP: p.Meta}
+}
+
+// StatusSnapshot returns what GET /v1/status shows.
+func (n *Node) StatusSnapshot() Status {
+	ring := n.Ring()
+	st := Status{Name: n.cfg.Name, SIP: n.SIPAddr(), Cluster: n.ClusterAddr(), Domain: n.cfg.Domain}
+	if ring == nil {
+		return st
+	}
+	rs := ring.State()
+	st.ID = rs.Self.ID.String()
+	if !rs.Predecessor.IsZero() {
+		p := peerInfo(rs.Predecessor)
+		st.Predecessor = &p
+	}
+	st.Successors = []PeerInfo{}
+	for _, s := range rs.Successors {
+		st.Successors = append(st.Successors, peerInfo(s))
+	}
+	st.Fingers = []FingerInfo{}
+	for _, f := range rs.Fingers {
+		st.Fingers = append(st.Fingers, FingerInfo{Index: f.Index, Start: f.Start.String(), Node: peerInfo(f.Node)})
+	}
+	st.Representaives = []PeerInfo{}
+	st.Registrations.Owned, st.Registrations.Replica = n.recordCounts()
+	n.mu.Lock()
+	if n.cl != nil {
+		st.Members = len(n.cl.Members())
+	}
+	st.Uptime = n.now().Sub(n.joinedAt).Round(time.Second).String()
+	n.mu.Unlock()
+	return st
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, n.StatusSnapshot())
+}
+
+// Ready reports whether the node has joined the ring (and, as a
+// representative, is registered in DNS), with the reason when not.
+func (n *Node) Ready() (bool, string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cl == nil || n.closed || n.leaving {
+		return false, "not in the ring"
+	}
+	ring := n.cl.Node()
+	if len(n.cfg.Cluster.Join) > 0 && len(ring.Successors()) == 0 {
+		return false, "joined but no successor yet"
+	}
+	return true, "ready"
+}
+
+func (n *Node) handleReady(w http.ResponseWriter, _ *http.Request) {
+	ok, why := n.Ready()
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	w.WriteHeader(code)
+	fmt.Fprintln(w, why)
+}
+
+// aorParam reads and canonicalises the aor query parameter.
+func aorParam(r *http.Request) (string, error) {
+	raw := r.URL.Query().Get("aor")
+	if raw == "" {
+		return "", errors.New("missing ?aor=sip:user@domain")
+	}
+	aor, err := registrar.CanonicalAOR(raw)
+	if err != nil {
+		return "", fmt.Errorf("aor %q: %v", raw, err)
+	}
+	return aor, nil
+}
+
+// LookupResult is the body of GET /v1/lookup.
+type LookupResult struct {
+	AOR      string     `json:"aor"`
+	KeyID    string     `json:"key_id"`
+	Home     PeerInfo   `json:"home"`
+	Replicas []PeerInfo `json:"replicas"`
+	Hops     int        `json:"hops"`
+}
+
+func (n *Node) handleLookup(w http.ResponseWriter, r *http.Request) {
+	aor, err := aorParam(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ring := n.Ring()
+	if ring == nil {
+		writeError(w, http.StatusServiceUnavailable, "not in the ring")
+		return
+	}
+	id := dht.HashKey(aor)
+	res, err := ring.Lookup(r.Context(), id)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	out := LookupResult{AOR: aor, KeyID: id.String(), Home: peerInfo(res.Owner), Hops: res.Hops, Replicas: []PeerInfo{}}
+	for i, s := range res.Successors {
+		if i >= n.cfg.Cluster.DHT.Replicas-1 {
+			break
+		}
+		out.Replicas = append(out.Replicas, peerInfo(s))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// BindingInfo is one contact in GET /v1/bindings.
+type BindingInfo struct {
+	Contact    string   `json:"contact"`
+	Expires    int      `json:"expires"`
+	Q          string   `json:"q,omitempty"`
+	Path       []string `json:"path,omitempty"`
+	Received   string   `json:"received,omitempty"`
+	CallID     string   `json:"call_id"`
+	CSeq       uint32   `json:"cseq"`
+	Registered string   `json:"registered"`
+}
+
+func (n *Node) handleBindings(w http.ResponseWriter, r *http.Request) {
+	aor, err := aorParam(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	n.mu.Lock()
+	reg := n.reg
+	n.mu.Unlock()
+	if reg == nil {
+		writeError(w, http.StatusServiceUnavailable, "registrar not running")
+		return
+	}
+	bs, err := reg.Lookup(r.Context(), aor)
+	switch {
+	case errors.Is(err, registrar.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no registration for "+aor)
+		return
+	case errors.Is(err, registrar.ErrNoBindings):
+		bs = nil
+	case err != nil:
+		writeError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	now := n.now()
+	out := struct {
+		AOR      string        `json:"aor"`
+		Bindings []BindingInfo `json:"bindings"`
+	}{AOR: aor, Bindings: []BindingInfo{}}
+	for _, b := range bs {
+		bi := BindingInfo{Contact: b.Contact, Expires: int(b.Remaining(now)), Path: b.Path,
+			CallID: b.CallID, CSeq: b.CSeq, Registered: b.Registered.UTC().Format(time.RFC3339)}
+		if q := b.QString(); q != "" {
+			bi.Q = q
+		}
+		if b.Received.Addr.IsValid() {
+			bi.Received = b.Received.Transport + ":" + b.Received.Addr.String()
+		}
+		out.Bindings = append(out.Bindings, bi)
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,98 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/dsn-ims/dsn/dht/cluster"
+	"github.com/dsn-ims/dsn/sip/registrar"
+)
+
+// Config is everything tunable about a node. Secrets (the cluster key, the
+// TSIG key, digest credentials) are not configuration: they are passed to
+// New in Deps, loaded by cmd/ from files.
+type Config struct {
+	// Name is the node's unique, stable name; its ring ID derives from it.
+	Name string
+	// Domain is the DSN SIP domain (e.g. dsn.example.com).
+	Domain string
+	// SIPListen is the SIP listen address, UDP and TCP ("host:port").
+	SIPListen string
+	// SIPAdvertise is the address put in DNS, Via, Record-Route and
+	// Contact; empty means SIPListen with a concrete IP.
+	SIPAdvertise string
+	// Cluster configures the ring member (listen address, join list,
+	// replicas, timers).
+	Cluster cluster.Config
+	// Registrar configures REGISTER handling (Domains is filled from
+	// Domain and the advertise address when empty).
+	Registrar registrar.Config
+	// AdminListen is the admin HTTP address; empty disables it.
+	AdminListen string
+	// ShutdownTimeout bounds the graceful leave.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults of the operator contract.
+func DefaultConfig() Config {
+	return Config{
+		SIPListen:       ":5060",
+		Cluster:         cluster.DefaultConfig(),
+		Registrar:       registrar.DefaultConfig(),
+		AdminListen:     "127.0.0.1:8080",
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// Validate checks the configuration; errors name the operator-facing
+// setting to fix.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf("node: "+f, a...)) }
+	if c.Name == "" {
+		bad("-name: must be set (unique and stable across restarts)")
+	}
+	if c.Domain == "" {
+		bad("-domain: must be set (the DSN SIP domain, e.g. dsn.example.com)")
+	} else if strings.ContainsAny(c.Domain, " /:@") {
+		bad("-domain %q: must be a bare domain name", c.Domain)
+	}
+	if err := checkHostPort(c.SIPListen); err != nil {
+		bad("-sip %q: %v", c.SIPListen, err)
+	}
+	if c.SIPAdvertise != "" {
+		if err := checkHostPort(c.SIPAdvertise); err != nil {
+			bad("-sip-advertise %q: %v", c.SIPAdvertise, err)
+		} else if h, p, _ := net.SplitHostPort(c.SIPAdvertise); net.ParseIP(h) == nil || p == "0" {
+			bad("-sip-advertise %q: must be a concrete IP address and port", c.SIPAdvertise)
+		}
+	}
+	if c.AdminListen != "" {
+		if err := checkHostPort(c.AdminListen); err != nil {
+			bad("-admin %q: %v", c.AdminListen, err)
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("ShutdownTimeout must be positive")
+	}
+	cc := c.Cluster
+	cc.Name = c.Name
+	if err := cc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(s string) error {
+	_, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("want host:port: %w", err)
+	}
+	if p == "" {
+		return errors.New("missing port")
+	}
+	return nil
+}

@@ -1,0 +1,325 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/dsn-ims/dsn/dht"
+	"github.com/dsn-ims/dsn/dht/cluster"
+	"github.com/dsn-ims/dsn/sip/registrar"
+)
+
+// Deps are a node's dependencies and secrets.
+type Deps struct {
+	// ClusterKey authenticates and encrypts inter-node traffic (16, 24 or
+	// 32 bytes).
+	ClusterKey []byte
+	Logger     *zap.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Node is a running dsn service node.
+type Node struct {
+	cfg  Config
+	deps Deps
+	log  *zap.Logger
+	now  func() time.Time
+
+	metrics *metrics
+
+	mu       sync.Mutex
+	started  bool
+	cl       *cluster.Cluster
+	reg      *registrar.Registrar
+	ua       *sipgo.UserAgent
+	sipSrv   *sipgo.Server
+	sipUDP   net.PacketConn
+	sipTCP   net.Listener
+	sipAddr  string // advertised SIP host:port
+	admin    *http.Server
+	adminLn  net.Listener
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	closed   bool
+	leaving  bool
+	joinedAt time.Time
+}
+
+// New checks cfg and prepares a node; nothing listens until Start.
+func New(cfg Config, deps Deps) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	return &Node{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, metrics: newMetrics()}, nil
+}
+
+// Start binds the SIP, cluster and admin sockets, creates or joins the
+// ring, and serves. On error everything started is closed again.
+func (n *Node) Start() (err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.started {
+		return errors.New("node: already started")
+	}
+	n.started = true
+	defer func() {
+		if err != nil {
+			n.closeLocked()
+		}
+	}()
+	if err := n.listenSIP(); err != nil {
+		return err
+	}
+	ccfg := n.cfg.Cluster
+	ccfg.Name = n.cfg.Name
+	ccfg.Meta = n.sipAddr
+	cl, err := cluster.Start(ccfg, n.deps.ClusterKey, n.log, n.onRingEvent)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.cl = cl
+	n.joinedAt = n.now()
+	if err := n.startSIP(); err != nil {
+		return err
+	}
+	if err := n.startAdmin(); err != nil {
+		return err
+	}
+	n.log.Info("node: serving", zap.String("name", n.cfg.Name), zap.String("sip", n.sipAddr),
+		zap.String("cluster", cl.Transport().Addr()), zap.String("admin", n.AdminAddr()),
+		zap.String("domain", n.cfg.Domain))
+	return nil
+}
+
+// listenSIP binds TCP and UDP on the same port and works out the address
+// to advertise.
+func (n *Node) listenSIP() error {
+	host, port, _ := net.SplitHostPort(n.cfg.SIPListen)
+	var lastErr error
+	for try := 0; try < 20; try++ {
+		tcp, err := net.Listen("tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			return fmt.Errorf("node: -sip %s: %w", n.cfg.SIPListen, err)
+		}
+		bound := strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)
+		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, bound))
+		if err != nil {
+			tcp.Close()
+			lastErr = err
+			if port == "0" {
+				continue // the free TCP port was taken for UDP: pick another
+			}
+			return fmt.Errorf("node: -sip %s (udp): %w", n.cfg.SIPListen, err)
+		}
+		n.sipTCP, n.sipUDP = tcp, udp
+		adv := n.cfg.SIPAdvertise
+		if adv == "" {
+			ip := net.ParseIP(host)
+			if ip == nil || ip.IsUnspecified() {
+				ip = outboundIP()
+			}
+			adv = net.JoinHostPort(ip.String(), bound)
+		}
+		n.sipAddr = adv
+		return nil
+	}
+	return fmt.Errorf("node: -sip %s: no port free for both TCP and UDP: %w", n.cfg.SIPListen, lastErr)
+}
+
+// outboundIP returns the first non-loopback unicast address of this host,
+// or 127.0.0.1.
+func outboundIP() net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP
+			}
+		}
+	}
+	return net.IPv4(127, 0, 0, 1)
+}
+
+func (n *Node) startSIP() error {
+	rcfg := n.cfg.Registrar
+	if len(rcfg.Domains) == 0 {
+		h, _, _ := net.SplitHostPort(n.sipAddr)
+		rcfg.Domains = []string{n.cfg.Domain, h}
+	}
+	ring := n.cl.Node()
+	self := "<sip:" + n.sipAddr + ";lr>"
+	reg, err := registrar.New(rcfg, &ringStore{ring: ring, now: n.now}, n.now, n.log.Named("registrar"),
+		registrar.WithPathSelf(func(aor string) (string, bool) {
+			return self, !ring.Owns(dht.HashKey(aor))
+		}))
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.reg = reg
+	host, _, _ := net.SplitHostPort(n.sipAddr)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("dsn/"+n.cfg.Name), sipgo.WithUserAgentHostname(host))
+	if err != nil {
+		return fmt.Errorf("node: sip: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		return fmt.Errorf("node: sip: %w", err)
+	}
+	n.ua, n.sipSrv = ua, srv
+	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+		n.metrics.sipRequests.WithLabelValues("REGISTER").Inc()
+		reg.ServeSIP(req, tx)
+	})
+	srv.OnOptions(n.serveOptions)
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	udp, tcp := n.sipUDP, n.sipTCP
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.ServeUDP(udp); err != nil && ctx.Err() == nil {
+			n.log.Warn("node: sip udp stopped", zap.Error(err))
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		if err := srv.ServeTCP(tcp); err != nil && ctx.Err() == nil {
+			n.log.Warn("node: sip tcp stopped", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// serveOptions answers OPTIONS addressed to the node (keepalive probes).
+func (n *Node) serveOptions(req *sip.Request, tx sip.ServerTransaction) {
+	n.metrics.sipRequests.WithLabelValues("OPTIONS").Inc()
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, UPDATE, INFO, PRACK, REFER"))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	if err := tx.Respond(res); err != nil {
+		n.log.Debug("node: options response", zap.Error(err))
+	}
+}
+
+func (n *Node) onRingEvent(ev dht.Event) {
+	n.metrics.ringEvents.WithLabelValues(ev.Kind.String()).Inc()
+	if ev.Kind == dht.EventNeighborFailed {
+		n.log.Warn("node: neighbour failed", zap.String("peer", ev.Peer.Name), zap.String("addr", ev.Peer.Addr),
+			zap.Bool("was_predecessor", ev.WasPredecessor), zap.Int("successor_index", ev.SuccessorIndex))
+	}
+}
+
+// Ring returns the ring member (nil before Start).
+func (n *Node) Ring() *dht.Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cl == nil {
+		return nil
+	}
+	return n.cl.Node()
+}
+
+// SIPAddr returns the advertised SIP address.
+func (n *Node) SIPAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sipAddr
+}
+
+// ClusterAddr returns the advertised cluster address.
+func (n *Node) ClusterAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cl == nil {
+		return ""
+	}
+	return n.cl.Transport().Addr()
+}
+
+// AdminAddr returns the bound admin address ("" when disabled).
+func (n *Node) AdminAddr() string {
+	if n.adminLn == nil {
+		return ""
+	}
+	return n.adminLn.Addr().String()
+}
+
+// Shutdown leaves gracefully: the node hands its data to its successor,
+// tells its neighbours, leaves the gossip cluster and closes its sockets.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed || n.leaving {
+		n.mu.Unlock()
+		return nil
+	}
+	n.leaving = true
+	cl := n.cl
+	n.mu.Unlock()
+	var err error
+	if cl != nil {
+		if lerr := cl.Leave(ctx); lerr != nil {
+			err = fmt.Errorf("node: leave: %w", lerr)
+		}
+	}
+	n.Close()
+	return err
+}
+
+// Close stops everything without leaving the ring.
+func (n *Node) Close() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.closeLocked()
+}
+
+func (n *Node) closeLocked() {
+	if n.closed {
+		return
+	}
+	n.closed = true
+	if n.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = n.admin.Shutdown(ctx)
+		cancel()
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	if n.sipSrv != nil {
+		_ = n.sipSrv.Close()
+	}
+	if n.sipUDP != nil {
+		_ = n.sipUDP.Close()
+	}
+	if n.sipTCP != nil {
+		_ = n.sipTCP.Close()
+	}
+	if n.ua != nil {
+		_ = n.ua.Close()
+	}
+	if n.cl != nil {
+		n.cl.Close()
+	}
+	n.wg.Wait()
+}
+
+// Registry returns the node's Prometheus registry.
+func (n *Node) Registry() *prometheus.Registry { return n.metrics.reg }
