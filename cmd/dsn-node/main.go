@@ -30,11 +30,11 @@ func main() {
 
 // options are the command-line settings before they become node.Config.
 type options struct {
-	config, name, domain, sip, sipAdvertise          string
+	config, name, domain, sip, sipAdvertise         string
 	cluster, clusterAdvertise, join, clusterKeyFile string
-	replicas                                         int
-	admin, logLevel, logFormat                       string
-	dev                                              bool
+	replicas                                        int
+	admin, logLevel, logFormat                      string
+	dev                                             bool
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -212,4 +212,3 @@ func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
 }
-
