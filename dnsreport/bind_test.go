@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dsn-ims/dsn/dnsreport"
-	"github.com/dsn-ims/dsn/internal/bindtest"
+	"github.com/dsn-ims/dsn/dnsreport/bindtest"
 )
 
 // TestDigSeesWhatTheClientPublished checks with the real dig binary that

@@ -17,7 +17,7 @@ import (
 
 	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/dsn-ims/dsn/dnsreport/dnsserver"
-	"github.com/dsn-ims/dsn/internal/bindtest"
+	"github.com/dsn-ims/dsn/dnsreport/bindtest"
 )
 
 // serverUnderTest is an authoritative DNS server loaded with

@@ -11,7 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/dsn-ims/dsn/internal/bindtest"
+	"github.com/dsn-ims/dsn/dnsreport/bindtest"
 )
 
 const secret32 = "ofTiGgURFo/P4YNDo1mzzFcyccSKkGOzFc+PiI9LqHw="
