@@ -16,8 +16,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dsn-ims/dsn/dnsreport"
-	"github.com/dsn-ims/dsn/dnsreport/dnsserver"
 	"github.com/dsn-ims/dsn/dnsreport/bindtest"
+	"github.com/dsn-ims/dsn/dnsreport/dnsserver"
 )
 
 // serverUnderTest is an authoritative DNS server loaded with
