@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/dsn-ims/dsn/dnsreport/dnsserver"
 	"github.com/dsn-ims/dsn/node"
 )
@@ -41,7 +42,7 @@ type devEnv struct {
 }
 
 func startDev(o *options, _ *node.Config, log *zap.Logger) (*devEnv, error) {
-	key, err := dnsserver.GenerateKey("dsn-dev", "", rand.Reader)
+	key, err := dnsreport.GenerateKey("dsn-dev", "", rand.Reader)
 	if err != nil {
 		return nil, err
 	}

@@ -65,8 +65,8 @@ func (c Config) Validate() error {
 	}
 	names := make(map[string]int, len(c.Keys))
 	for i, k := range c.Keys {
-		if err := k.validate(); err != nil {
-			return fmt.Errorf("dnsserver: Keys[%d].%w", i, err)
+		if err := k.Validate(); err != nil {
+			return fmt.Errorf("dnsserver: Keys[%d]: %w", i, err)
 		}
 		n := canonical(k.Name)
 		if j, dup := names[n]; dup {

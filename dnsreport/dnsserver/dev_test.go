@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/miekg/dns"
 )
 
@@ -45,7 +46,7 @@ func TestDevZone(t *testing.T) {
 }
 
 func TestDevConfig(t *testing.T) {
-	key, err := GenerateKey("dev-key", "", bytes.NewReader(bytes.Repeat([]byte{7}, 64)))
+	key, err := dnsreport.GenerateKey("dev-key", "", bytes.NewReader(bytes.Repeat([]byte{7}, 64)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,25 +62,5 @@ func TestDevConfig(t *testing.T) {
 	m.Insert(mustRRs(t, `*.4.3.2.1.e164.arpa. 30 IN NAPTR 10 100 "u" "E2U+sip" "!^.*$!sip:x@dsn.example.com!" .`))
 	if r := exchange(t, h, m, signedWith(key), false).one(t); r.Rcode != dns.RcodeSuccess {
 		t.Errorf("update with the dev key: %s", rcodeName(r.Rcode))
-	}
-}
-
-func TestGenerateKey(t *testing.T) {
-	k, err := GenerateKey("k", "hmac-sha512", bytes.NewReader(bytes.Repeat([]byte{1}, 64)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k.Name != "k." || k.Algorithm != dns.HmacSHA512 || len(k.Secret) != 88 {
-		t.Errorf("key %+v", k)
-	}
-	want := "key \"k\" {\n\talgorithm hmac-sha512;\n\tsecret \"" + k.Secret + "\";\n};\n"
-	if got := k.BINDFormat(); got != want {
-		t.Errorf("BINDFormat:\n%s\nwant\n%s", got, want)
-	}
-	if _, err := GenerateKey("k", "hmac-md5", bytes.NewReader(nil)); err == nil || !strings.HasPrefix(err.Error(), "dnsserver: generate key:") {
-		t.Errorf("bad algorithm: %v", err)
-	}
-	if _, err := GenerateKey("k", "", bytes.NewReader([]byte{1, 2})); err == nil {
-		t.Error("short random source accepted")
 	}
 }

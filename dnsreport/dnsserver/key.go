@@ -10,70 +10,16 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
-	"strings"
+
+	"github.com/dsn-ims/dsn/dnsreport"
 
 	"github.com/miekg/dns"
 )
 
-// Key is one TSIG key (RFC 8945).
-type Key struct {
-	// Name is the key name, e.g. "dsn-update." (case-insensitive; the
-	// trailing dot is optional).
-	Name string
-	// Algorithm is one of dns.HmacSHA256 (the default when empty),
-	// dns.HmacSHA1, dns.HmacSHA384 or dns.HmacSHA512; BIND's spelling
-	// without the trailing dot ("hmac-sha256") is accepted too.
-	Algorithm string
-	// Secret is the shared secret, base64 encoded as in BIND key files.
-	Secret string
-}
-
-// GenerateKey returns a key with a fresh secret of the algorithm's hash size
-// read from random (crypto/rand.Reader in production).
-func GenerateKey(name, algorithm string, random io.Reader) (Key, error) {
-	alg, err := canonicalAlgorithm(algorithm)
-	if err != nil {
-		return Key{}, fmt.Errorf("dnsserver: generate key: %w", err)
-	}
-	secret := make([]byte, hashFor(alg)().Size())
-	if _, err := io.ReadFull(random, secret); err != nil {
-		return Key{}, fmt.Errorf("dnsserver: generate key: %w", err)
-	}
-	k := Key{Name: dns.Fqdn(name), Algorithm: alg, Secret: base64.StdEncoding.EncodeToString(secret)}
-	if err := k.validate(); err != nil {
-		return Key{}, fmt.Errorf("dnsserver: generate key: %w", err)
-	}
-	return k, nil
-}
-
-// BINDFormat renders the key as a BIND key statement, the format written by
-// tsig-keygen and read by nsupdate -k and named.
-func (k Key) BINDFormat() string {
-	alg, err := canonicalAlgorithm(k.Algorithm)
-	if err != nil {
-		alg = k.Algorithm
-	}
-	return fmt.Sprintf("key %q {\n\talgorithm %s;\n\tsecret %q;\n};\n",
-		strings.TrimSuffix(k.Name, "."), strings.TrimSuffix(alg, "."), k.Secret)
-}
-
-func (k Key) validate() error {
-	if err := validateName(k.Name); err != nil {
-		return fmt.Errorf("Name: %w", err)
-	}
-	if _, err := canonicalAlgorithm(k.Algorithm); err != nil {
-		return fmt.Errorf("Algorithm: %w", err)
-	}
-	secret, err := base64.StdEncoding.DecodeString(k.Secret)
-	if err != nil {
-		return fmt.Errorf("Secret: not base64: %w", err)
-	}
-	if len(secret) == 0 {
-		return errors.New("Secret: empty")
-	}
-	return nil
-}
+// Key is a TSIG key (RFC 8945). It is the UPDATE client's key type, so one
+// key file (dnsreport.LoadKeyFile) or generated key (dnsreport.GenerateKey)
+// configures both ends.
+type Key = dnsreport.Key
 
 // canonicalAlgorithm maps an algorithm spelling to miekg's constant.
 func canonicalAlgorithm(alg string) (string, error) {
@@ -117,8 +63,8 @@ var _ dns.TsigProvider = (*keyRing)(nil)
 func newKeyRing(keys []Key) (*keyRing, error) {
 	r := &keyRing{keys: make(map[string]ringKey, len(keys))}
 	for i, k := range keys {
-		if err := k.validate(); err != nil {
-			return nil, fmt.Errorf("dnsserver: Keys[%d].%w", i, err)
+		if err := k.Validate(); err != nil {
+			return nil, fmt.Errorf("dnsserver: Keys[%d]: %w", i, err)
 		}
 		alg, _ := canonicalAlgorithm(k.Algorithm)
 		secret, _ := base64.StdEncoding.DecodeString(k.Secret)
