@@ -107,7 +107,7 @@ type Status struct {
 	Successors     []PeerInfo   `json:"successors"`
 	Fingers        []FingerInfo `json:"fingers"`
 	Representative bool         `json:"representative"`
-	Representaives []PeerInfo   `json:"representatives"`
+	Representatives []PeerInfo   `json:"representatives"`
 	Registrations  struct {
 		Owned   int `json:"owned"`
 		Replica int `json:"replica"`
@@ -156,7 +156,7 @@ func (n *Node) StatusSnapshot() Status {
 	for _, f := range rs.Fingers {
 		st.Fingers = append(st.Fingers, FingerInfo{Index: f.Index, Start: f.Start.String(), Node: peerInfo(f.Node)})
 	}
-	st.Representaives = []PeerInfo{}
+	st.Representatives = []PeerInfo{}
 	st.Registrations.Owned, st.Registrations.Replica = n.recordCounts()
 	n.mu.Lock()
 	if n.cl != nil {
