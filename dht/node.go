@@ -249,13 +249,20 @@ func (n *Node) Join(ctx context.Context, seed Peer) error {
 	return nil
 }
 
-// cleanListLocked removes self, zero peers and duplicates and truncates to
-// the configured length.
+// cleanListLocked removes zero peers and duplicates, stops where the list
+// comes round to this node again, and truncates to the configured length.
+// Stopping at self matters in rings smaller than the list: a successor's
+// list wraps past us, and what follows us in it are nodes between us and
+// that successor which it only knows second-hand — typically a dead node
+// we just removed, which would otherwise circulate forever.
 func (n *Node) cleanListLocked(in []Peer) []Peer {
 	out := make([]Peer, 0, n.cfg.SuccessorListLen)
 	seen := make(map[ID]bool, len(in))
 	for _, p := range in {
-		if p.IsZero() || p.ID == n.self.ID || seen[p.ID] {
+		if p.ID == n.self.ID && !p.IsZero() {
+			break
+		}
+		if p.IsZero() || seen[p.ID] {
 			continue
 		}
 		seen[p.ID] = true

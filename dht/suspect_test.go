@@ -44,3 +44,37 @@ func TestFalseSuspicionHeals(t *testing.T) {
 		t.Fatalf("ring did not heal: successor %s", a.Successors()[0].Name)
 	}
 }
+
+// In a ring smaller than the successor list, each list wraps past its
+// owner. A dead node removed by its neighbours must not come back from a
+// successor's wrapped list (it did, circulating at deep positions where
+// nobody probes it, and lookups answered with it).
+func TestDeadNodeDoesNotCirculateInSmallRing(t *testing.T) {
+	r := newTestRing(t, DefaultConfig(), 29) // SuccessorListLen 8
+	for i := 0; i < 6; i++ {
+		r.addN(1)
+		r.stabilizeRound()
+	}
+	settle(t, r)
+	victim := r.live()[2]
+	r.kill(victim)
+	ctx := context.Background()
+	for round := 0; round < 20; round++ {
+		for _, n := range r.shuffled() {
+			n.ProbeNeighbors(ctx, nil)
+			_ = n.CheckPredecessor(ctx)
+			_ = n.Stabilize(ctx)
+		}
+	}
+	for _, n := range r.live() {
+		for i, s := range n.Successors() {
+			if s.ID == victim.Self().ID {
+				t.Fatalf("%s still lists dead %s at successor[%d]", n.Self().Name, victim.Self().Name, i)
+			}
+		}
+		if len(n.Successors()) != len(r.live())-1 {
+			t.Fatalf("%s: %d successors, want %d", n.Self().Name, len(n.Successors()), len(r.live())-1)
+		}
+	}
+	checkLookups(t, r, 500)
+}
