@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dsn-ims/dsn/dht"
+	"github.com/dsn-ims/dsn/node/reps"
 	"github.com/dsn-ims/dsn/sip/registrar"
 )
 
@@ -112,8 +113,11 @@ type Status struct {
 		Owned   int `json:"owned"`
 		Replica int `json:"replica"`
 	} `json:"registrations"`
-	Members int    `json:"members"`
-	Uptime  string `json:"uptime"`
+	// DNS is the representative and neighbour-watch state (absent when
+	// the node does not report to DNS).
+	DNS     *reps.Status `json:"dns,omitempty"`
+	Members int          `json:"members"`
+	Uptime  string       `json:"uptime"`
 }
 
 // PeerInfo is a ring member as the admin API shows it.
@@ -157,6 +161,14 @@ func (n *Node) StatusSnapshot() Status {
 		st.Fingers = append(st.Fingers, FingerInfo{Index: f.Index, Start: f.Start.String(), Node: peerInfo(f.Node)})
 	}
 	st.Representatives = []PeerInfo{}
+	if mgr := n.reps.Load(); mgr != nil {
+		ds := mgr.Status()
+		st.DNS = &ds
+		st.Representative = mgr.IsRep()
+		for _, p := range mgr.Reps() {
+			st.Representatives = append(st.Representatives, peerInfo(p))
+		}
+	}
 	st.Registrations.Owned, st.Registrations.Replica = n.recordCounts()
 	n.mu.Lock()
 	if n.cl != nil {
@@ -182,6 +194,9 @@ func (n *Node) Ready() (bool, string) {
 	ring := n.cl.Node()
 	if len(n.cfg.Cluster.Join) > 0 && len(ring.Successors()) == 0 {
 		return false, "joined but no successor yet"
+	}
+	if mgr := n.reps.Load(); mgr != nil && mgr.IsRep() && !mgr.Registered() {
+		return false, "representative, not yet registered in DNS"
 	}
 	return true, "ready"
 }

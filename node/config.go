@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/dsn-ims/dsn/dht/cluster"
+	"github.com/dsn-ims/dsn/dnsreport"
+	"github.com/dsn-ims/dsn/node/reps"
 	"github.com/dsn-ims/dsn/sip/registrar"
 )
 
@@ -30,6 +32,13 @@ type Config struct {
 	// Registrar configures REGISTER handling (Domains is filled from
 	// Domain and the advertise address when empty).
 	Registrar registrar.Config
+	// DNS configures the UPDATE client (Client.Servers set = this node
+	// takes part in DNS reporting), the retry engine, the resolver used for
+	// ENUM and RFC 3263, and the records published.
+	DNS dnsreport.Config
+	// Reps configures representative election and the neighbour watch
+	// (Zone defaults to Domain; Domain and Records are filled in).
+	Reps reps.Config
 	// AdminListen is the admin HTTP address; empty disables it.
 	AdminListen string
 	// ShutdownTimeout bounds the graceful leave.
@@ -42,6 +51,8 @@ func DefaultConfig() Config {
 		SIPListen:       ":5060",
 		Cluster:         cluster.DefaultConfig(),
 		Registrar:       registrar.DefaultConfig(),
+		DNS:             dnsreport.DefaultConfig(),
+		Reps:            reps.DefaultConfig(),
 		AdminListen:     "127.0.0.1:8080",
 		ShutdownTimeout: 10 * time.Second,
 	}
@@ -77,6 +88,23 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("ShutdownTimeout must be positive")
+	}
+	if err := c.DNS.Resolver.Validate(); err != nil {
+		bad("-resolver/-enum-suffix: %v", err)
+	}
+	if len(c.DNS.Client.Servers) > 0 {
+		if err := c.DNS.Validate(); err != nil {
+			bad("-dns-server/-dns-ttl: %v", err)
+		}
+		rc := c.Reps
+		if rc.Zone == "" {
+			rc.Zone = c.Domain
+		}
+		rc.Domain = c.Domain
+		rc.Records = c.DNS.Records
+		if err := rc.Validate(); err != nil {
+			bad("-reps/-dns-zone: %v", err)
+		}
 	}
 	cc := c.Cluster
 	cc.Name = c.Name

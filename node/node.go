@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/dsn-ims/dsn/dht"
 	"github.com/dsn-ims/dsn/dht/cluster"
+	"github.com/dsn-ims/dsn/dnsreport"
+	"github.com/dsn-ims/dsn/node/reps"
 	"github.com/dsn-ims/dsn/sip/registrar"
 )
 
@@ -25,7 +28,10 @@ type Deps struct {
 	// ClusterKey authenticates and encrypts inter-node traffic (16, 24 or
 	// 32 bytes).
 	ClusterKey []byte
-	Logger     *zap.Logger
+	// TSIGKey signs DNS UPDATEs; required when Config.DNS.Client.Servers
+	// is set (unless Config.DNS.Client.Insecure).
+	TSIGKey *dnsreport.Key
+	Logger  *zap.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -48,6 +54,11 @@ type Node struct {
 	sipUDP   net.PacketConn
 	sipTCP   net.Listener
 	sipAddr  string // advertised SIP host:port
+	resolver *dnsreport.DNSResolver
+	reporter *dnsreport.Reporter
+	// reps is read by ring-event callbacks, which can fire while Start
+	// holds mu (the join emits events): an atomic, never under mu.
+	reps atomic.Pointer[reps.Manager]
 	admin    *http.Server
 	adminLn  net.Listener
 	cancel   context.CancelFunc
@@ -97,7 +108,12 @@ func (n *Node) Start() (err error) {
 	}
 	n.cl = cl
 	n.joinedAt = n.now()
-	if err := n.startSIP(); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	if err := n.startDNS(ctx); err != nil {
+		return err
+	}
+	if err := n.startSIP(ctx); err != nil {
 		return err
 	}
 	if err := n.startAdmin(); err != nil {
@@ -158,7 +174,7 @@ func outboundIP() net.IP {
 	return net.IPv4(127, 0, 0, 1)
 }
 
-func (n *Node) startSIP() error {
+func (n *Node) startSIP(ctx context.Context) error {
 	rcfg := n.cfg.Registrar
 	if len(rcfg.Domains) == 0 {
 		h, _, _ := net.SplitHostPort(n.sipAddr)
@@ -189,8 +205,6 @@ func (n *Node) startSIP() error {
 		reg.ServeSIP(req, tx)
 	})
 	srv.OnOptions(n.serveOptions)
-	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
 	udp, tcp := n.sipUDP, n.sipTCP
 	n.wg.Add(2)
 	go func() {
@@ -221,6 +235,9 @@ func (n *Node) serveOptions(req *sip.Request, tx sip.ServerTransaction) {
 
 func (n *Node) onRingEvent(ev dht.Event) {
 	n.metrics.ringEvents.WithLabelValues(ev.Kind.String()).Inc()
+	if mgr := n.reps.Load(); mgr != nil {
+		mgr.OnRingEvent(ev)
+	}
 	if ev.Kind == dht.EventNeighborFailed {
 		n.log.Warn("node: neighbour failed", zap.String("peer", ev.Peer.Name), zap.String("addr", ev.Peer.Addr),
 			zap.Bool("was_predecessor", ev.WasPredecessor), zap.Int("successor_index", ev.SuccessorIndex))
@@ -273,9 +290,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.leaving = true
 	cl := n.cl
 	n.mu.Unlock()
-	var err error
+	// Withdraw from DNS first, while the Reporter still runs, so that no
+	// caller is sent here after we are gone.
+	err := n.withdrawDNS(ctx)
 	if cl != nil {
-		if lerr := cl.Leave(ctx); lerr != nil {
+		if lerr := cl.Leave(ctx); lerr != nil && err == nil {
 			err = fmt.Errorf("node: leave: %w", lerr)
 		}
 	}

@@ -41,7 +41,9 @@ type devEnv struct {
 	domain  string
 }
 
-func startDev(o *options, _ *node.Config, log *zap.Logger) (*devEnv, error) {
+// startDev starts the embedded DNS server with a generated TSIG key and
+// points the DNS flags that were not given at it.
+func startDev(o *options, log *zap.Logger) (*devEnv, error) {
 	key, err := dnsreport.GenerateKey("dsn-dev", "", rand.Reader)
 	if err != nil {
 		return nil, err
@@ -58,6 +60,13 @@ func startDev(o *options, _ *node.Config, log *zap.Logger) (*devEnv, error) {
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("embedded DNS server: %w", err)
+	}
+	if o.dnsServer == "" {
+		o.dnsServer = srv.Addr()
+		o.tsigKeyFile = keyFile
+	}
+	if o.resolver == "system" {
+		o.resolver = srv.Addr()
 	}
 	return &devEnv{dns: srv, dir: dir, keyFile: keyFile, domain: o.domain}, nil
 }

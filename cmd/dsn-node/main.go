@@ -17,10 +17,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/dsn-ims/dsn/node"
 )
 
@@ -33,6 +35,11 @@ type options struct {
 	config, name, domain, sip, sipAdvertise         string
 	cluster, clusterAdvertise, join, clusterKeyFile string
 	replicas                                        int
+	reps                                            int
+	dnsServer, dnsZone, tsigKeyFile, resolver       string
+	enumSuffix                                      string
+	dnsTTL                                          time.Duration
+	dnsInsecure                                     bool
 	admin, logLevel, logFormat                      string
 	dev                                             bool
 }
@@ -51,6 +58,14 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.join, "join", "", "cluster `addresses` (comma list) of nodes already in the ring; none starts a new ring")
 	fs.StringVar(&o.clusterKeyFile, "cluster-key-file", "", "`file` with the shared secret (16, 24 or 32 bytes; raw, hex or base64) that encrypts gossip and authenticates DHT RPC")
 	fs.IntVar(&o.replicas, "replicas", 3, "copies kept of every registration (owner + successors)")
+	fs.IntVar(&o.reps, "reps", 2, "number of representative nodes (published in DNS)")
+	fs.StringVar(&o.dnsServer, "dns-server", "", "DNS `servers` (comma list, host:port) that accept UPDATE for the zone, tried in order; empty: this node does not report to DNS")
+	fs.StringVar(&o.dnsZone, "dns-zone", "", "`zone` to update (default: -domain)")
+	fs.DurationVar(&o.dnsTTL, "dns-ttl", 30*time.Second, "TTL of published records")
+	fs.StringVar(&o.tsigKeyFile, "tsig-key-file", "", "TSIG key `file` in BIND format (as written by tsig-keygen); required with -dns-server")
+	fs.BoolVar(&o.dnsInsecure, "dns-insecure", false, "send unsigned DNS UPDATEs (only for a server that authorises by address; never in production)")
+	fs.StringVar(&o.resolver, "resolver", "system", "DNS `server` (host:port) for ENUM and RFC 3263 look-ups; system: /etc/resolv.conf")
+	fs.StringVar(&o.enumSuffix, "enum-suffix", "e164.arpa.", "ENUM `zone` suffix")
 	fs.StringVar(&o.admin, "admin", "127.0.0.1:8080", "admin HTTP `address`: /metrics /healthz /readyz /v1/...; empty disables")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log `format`: json or console")
@@ -84,18 +99,18 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	defer log.Sync()
 
-	cfg, deps, err := buildConfig(&o, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "dsn-node: %v\n", err)
-		return 2
-	}
 	var dev *devEnv
 	if o.dev {
-		if dev, err = startDev(&o, &cfg, log); err != nil {
+		if dev, err = startDev(&o, log); err != nil {
 			fmt.Fprintf(stderr, "dsn-node: -dev: %v\n", err)
 			return 1
 		}
 		defer dev.Close()
+	}
+	cfg, deps, err := buildConfig(&o, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "dsn-node: %v\n", err)
+		return 2
 	}
 	n, err := node.New(cfg, deps)
 	if err != nil {
@@ -139,6 +154,13 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 		cfg.Cluster.DHT.SuccessorListLen = o.replicas
 	}
 	cfg.AdminListen = o.admin
+	cfg.Reps.K = o.reps
+	cfg.Reps.Zone = o.dnsZone
+	cfg.DNS.Client.Servers = splitList(o.dnsServer)
+	cfg.DNS.Client.Insecure = o.dnsInsecure
+	cfg.DNS.Records.TTL = o.dnsTTL
+	cfg.DNS.Resolver.Server = o.resolver
+	cfg.DNS.Resolver.ENUMSuffix = o.enumSuffix
 	if o.replicas < 1 {
 		return cfg, node.Deps{}, fmt.Errorf("-replicas %d: must be at least 1", o.replicas)
 	}
@@ -146,6 +168,24 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 		return cfg, node.Deps{}, err
 	}
 	deps := node.Deps{Logger: log}
+	switch {
+	case o.tsigKeyFile != "":
+		keys, warn, err := dnsreport.LoadKeyFile(o.tsigKeyFile)
+		if err != nil {
+			return cfg, deps, fmt.Errorf("-tsig-key-file: %w", err)
+		}
+		if warn != nil {
+			log.Warn("dsn-node: "+warn.String(), zap.String("file", o.tsigKeyFile))
+		}
+		if len(keys) != 1 {
+			return cfg, deps, fmt.Errorf("-tsig-key-file %s: want exactly one key, found %d", o.tsigKeyFile, len(keys))
+		}
+		deps.TSIGKey = &keys[0]
+	case o.dnsServer != "" && !o.dnsInsecure:
+		return cfg, deps, errors.New("-tsig-key-file: must be set with -dns-server: every DNS UPDATE is TSIG-signed " +
+			"(create one with: tsig-keygen -a hmac-sha256 dsn-update > dsn-update.key, and grant it in named.conf: " +
+			"update-policy { grant dsn-update zonesub ANY; };); -dns-insecure sends unsigned updates")
+	}
 	switch {
 	case o.clusterKeyFile != "":
 		key, err := loadClusterKey(o.clusterKeyFile, log)

@@ -221,8 +221,15 @@ func (f *fleet) stopAll() {
 		}
 	}
 	if f.t.Failed() {
+		if keep := os.Getenv("DSN_E2E_LOGS"); keep != "" {
+			os.MkdirAll(keep, 0o755)
+			for _, p := range f.procs {
+				b, _ := os.ReadFile(p.logPath)
+				os.WriteFile(filepath.Join(keep, filepath.Base(p.logPath)), b, 0o644)
+			}
+		}
 		for _, p := range f.procs {
-			f.t.Logf("--- log of %s (%v):\n%s", p.Name, p.Args, p.logTail(40))
+			f.t.Logf("--- log of %s (%v):\n%s", p.Name, p.Args, p.logTail(60))
 		}
 	}
 }
@@ -257,6 +264,15 @@ type status struct {
 		Name string `json:"name"`
 		SIP  string `json:"sip"`
 	} `json:"representatives"`
+	DNS *struct {
+		Watching []struct {
+			Peer struct {
+				Name string `json:"name"`
+			} `json:"peer"`
+			Roles []string `json:"roles"`
+			InSet bool     `json:"in_set"`
+		} `json:"watching"`
+	} `json:"dns"`
 	Registrations struct {
 		Owned   int `json:"owned"`
 		Replica int `json:"replica"`
