@@ -99,17 +99,17 @@ func betweenIncl(x, a, b dht.ID) bool {
 
 // Status is the body of GET /v1/status.
 type Status struct {
-	Name           string       `json:"name"`
-	ID             string       `json:"id"`
-	SIP            string       `json:"sip"`
-	Cluster        string       `json:"cluster"`
-	Domain         string       `json:"domain"`
-	Predecessor    *PeerInfo    `json:"predecessor"`
-	Successors     []PeerInfo   `json:"successors"`
-	Fingers        []FingerInfo `json:"fingers"`
-	Representative bool         `json:"representative"`
+	Name            string       `json:"name"`
+	ID              string       `json:"id"`
+	SIP             string       `json:"sip"`
+	Cluster         string       `json:"cluster"`
+	Domain          string       `json:"domain"`
+	Predecessor     *PeerInfo    `json:"predecessor"`
+	Successors      []PeerInfo   `json:"successors"`
+	Fingers         []FingerInfo `json:"fingers"`
+	Representative  bool         `json:"representative"`
 	Representatives []PeerInfo   `json:"representatives"`
-	Registrations  struct {
+	Registrations   struct {
 		Owned   int `json:"owned"`
 		Replica int `json:"replica"`
 	} `json:"registrations"`

@@ -58,7 +58,7 @@ type Node struct {
 	reporter *dnsreport.Reporter
 	// reps is read by ring-event callbacks, which can fire while Start
 	// holds mu (the join emits events): an atomic, never under mu.
-	reps atomic.Pointer[reps.Manager]
+	reps     atomic.Pointer[reps.Manager]
 	admin    *http.Server
 	adminLn  net.Listener
 	cancel   context.CancelFunc
