@@ -1,8 +1,11 @@
-// Package e2e runs the product as an operator would: real dsn-node
-// processes on 127.0.0.x, real SIPp phones, real BIND9. Each process binds
-// port 0 and the harness learns its addresses from its "node: serving" log
-// line, which is also the readiness signal.
-package e2e
+// Package fleet runs the product as an operator would, for end-to-end tests
+// and benchmarks: real dsn-node processes on 127.0.0.x, SIPp, and BIND9.
+// Each process binds port 0 and the harness learns its addresses from its
+// "node: serving" log line, which is also the readiness signal.
+//
+// It takes a TB (satisfied by *testing.T and *testing.B) instead of
+// importing package testing, so benchmarks under bench/ can use it.
+package fleet
 
 import (
 	"bufio"
@@ -16,9 +19,20 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB the harness uses.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+	Failed() bool
+}
 
 var (
 	buildOnce sync.Once
@@ -27,7 +41,7 @@ var (
 )
 
 // binary builds cmd/dsn-node once per test run.
-func binary(t *testing.T) string {
+func Binary(t TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "dsn-e2e-bin-")
@@ -48,7 +62,7 @@ func binary(t *testing.T) string {
 }
 
 // requireTool skips (outside CI) or fails (in CI) when a binary is missing.
-func requireTool(t *testing.T, name string) string {
+func RequireTool(t TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
@@ -65,16 +79,16 @@ func requireTool(t *testing.T, name string) string {
 	return p
 }
 
-type fleet struct {
-	t       *testing.T
-	dir     string
-	keyFile string
-	domain  string
-	procs   []*proc
+type Fleet struct {
+	t       TB
+	Dir     string
+	KeyFile string
+	Domain  string
+	procs   []*Proc
 }
 
-type proc struct {
-	f       *fleet
+type Proc struct {
+	f       *Fleet
 	Name    string
 	IP      string
 	Args    []string
@@ -87,32 +101,32 @@ type proc struct {
 	exitErr error
 }
 
-func newFleet(t *testing.T, domain string) *fleet {
+func New(t TB, domain string) *Fleet {
 	t.Helper()
 	dir := t.TempDir()
 	key := filepath.Join(dir, "cluster.key")
 	if err := os.WriteFile(key, []byte("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f := &fleet{t: t, dir: dir, keyFile: key, domain: domain}
-	t.Cleanup(f.stopAll)
+	f := &Fleet{t: t, Dir: dir, KeyFile: key, Domain: domain}
+	t.Cleanup(f.StopAll)
 	return f
 }
 
 // start runs one node on ip, joining the given cluster addresses, and waits
 // until it serves.
-func (f *fleet) start(name, ip string, join []string, extra ...string) *proc {
+func (f *Fleet) Start(name, ip string, join []string, extra ...string) *Proc {
 	f.t.Helper()
-	p, err := f.tryStart(name, ip, f.keyFile, join, extra...)
+	p, err := f.TryStart(name, ip, f.KeyFile, join, extra...)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return p
 }
 
-func (f *fleet) tryStart(name, ip, keyFile string, join []string, extra ...string) (*proc, error) {
+func (f *Fleet) TryStart(name, ip, keyFile string, join []string, extra ...string) (*Proc, error) {
 	args := []string{
-		"-name", name, "-domain", f.domain,
+		"-name", name, "-domain", f.Domain,
 		"-sip", ip + ":0", "-cluster", ip + ":0", "-admin", ip + ":0",
 		"-cluster-key-file", keyFile, "-log-level", "debug",
 	}
@@ -123,14 +137,14 @@ func (f *fleet) tryStart(name, ip, keyFile string, join []string, extra ...strin
 	return f.exec(name, ip, args)
 }
 
-func (f *fleet) exec(name, ip string, args []string) (*proc, error) {
-	p := &proc{f: f, Name: name, IP: ip, Args: args, exited: make(chan struct{}),
-		logPath: filepath.Join(f.dir, fmt.Sprintf("%s-%d.log", name, time.Now().UnixNano()))}
+func (f *Fleet) exec(name, ip string, args []string) (*Proc, error) {
+	p := &Proc{f: f, Name: name, IP: ip, Args: args, exited: make(chan struct{}),
+		logPath: filepath.Join(f.Dir, fmt.Sprintf("%s-%d.log", name, time.Now().UnixNano()))}
 	logFile, err := os.Create(p.logPath)
 	if err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(binary(f.t), args...)
+	p.cmd = exec.Command(Binary(f.t), args...)
 	p.cmd.Stdout = logFile
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -170,14 +184,14 @@ func (f *fleet) exec(name, ip string, args []string) (*proc, error) {
 		p.Admin, _ = m["admin"].(string)
 		return p, nil
 	case <-p.exited:
-		return p, fmt.Errorf("%s exited before serving (%v):\n%s", name, p.exitErr, p.logTail(30))
+		return p, fmt.Errorf("%s exited before serving (%v):\n%s", name, p.exitErr, p.LogTail(30))
 	case <-time.After(30 * time.Second):
-		p.kill()
-		return p, fmt.Errorf("%s did not serve within 30s:\n%s", name, p.logTail(30))
+		p.Kill()
+		return p, fmt.Errorf("%s did not serve within 30s:\n%s", name, p.LogTail(30))
 	}
 }
 
-func (p *proc) logTail(n int) string {
+func (p *Proc) LogTail(n int) string {
 	b, _ := os.ReadFile(p.logPath)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) > n {
@@ -187,25 +201,25 @@ func (p *proc) logTail(n int) string {
 }
 
 // kill sends SIGKILL (a crash) and waits for the exit.
-func (p *proc) kill() {
+func (p *Proc) Kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
 }
 
 // term sends SIGTERM (graceful leave) and waits for the exit, returning
 // the exit error.
-func (p *proc) term(timeout time.Duration) error {
+func (p *Proc) Term(timeout time.Duration) error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
 		return p.exitErr
 	case <-time.After(timeout):
-		p.kill()
+		p.Kill()
 		return fmt.Errorf("%s did not exit within %s after SIGTERM", p.Name, timeout)
 	}
 }
 
-func (p *proc) alive() bool {
+func (p *Proc) Alive() bool {
 	select {
 	case <-p.exited:
 		return false
@@ -214,10 +228,10 @@ func (p *proc) alive() bool {
 	}
 }
 
-func (f *fleet) stopAll() {
+func (f *Fleet) StopAll() {
 	for _, p := range f.procs {
-		if p.alive() {
-			p.kill()
+		if p.Alive() {
+			p.Kill()
 		}
 	}
 	if f.t.Failed() {
@@ -229,13 +243,13 @@ func (f *fleet) stopAll() {
 			}
 		}
 		for _, p := range f.procs {
-			f.t.Logf("--- log of %s (%v):\n%s", p.Name, p.Args, p.logTail(60))
+			f.t.Logf("--- log of %s (%v):\n%s", p.Name, p.Args, p.LogTail(60))
 		}
 	}
 }
 
 // getJSON fetches an admin API path into v.
-func (p *proc) getJSON(path string, v any) (int, error) {
+func (p *Proc) GetJSON(path string, v any) (int, error) {
 	c := http.Client{Timeout: 3 * time.Second}
 	res, err := c.Get("http://" + p.Admin + path)
 	if err != nil {
@@ -248,7 +262,7 @@ func (p *proc) getJSON(path string, v any) (int, error) {
 	return res.StatusCode, json.NewDecoder(res.Body).Decode(v)
 }
 
-type status struct {
+type Status struct {
 	Name        string `json:"name"`
 	ID          string `json:"id"`
 	SIP         string `json:"sip"`
@@ -279,14 +293,14 @@ type status struct {
 	} `json:"registrations"`
 }
 
-func (p *proc) status() (status, error) {
-	var st status
-	_, err := p.getJSON("/v1/status", &st)
+func (p *Proc) Status() (Status, error) {
+	var st Status
+	_, err := p.GetJSON("/v1/status", &st)
 	return st, err
 }
 
 // eventually polls cond every 50 ms until it returns nil or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
+func Eventually(t TB, d time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var err error
@@ -301,13 +315,13 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
 
 // ringConsistent checks that the live processes form one ring: every
 // node's successor is the next ID among them.
-func ringConsistent(ps []*proc) error {
+func RingConsistent(ps []*Proc) error {
 	type entry struct {
 		id, name, succ, pred string
 	}
 	var es []entry
 	for _, p := range ps {
-		st, err := p.status()
+		st, err := p.Status()
 		if err != nil {
 			return err
 		}
