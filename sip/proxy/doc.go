@@ -1,0 +1,108 @@
+// Package proxy is the request router and stateful proxy of a DSN service
+// node (RFC 3261 section 16), built on github.com/emiago/sipgo.
+//
+// # Routing
+//
+// After validation (16.3: 400 for a missing or inconsistent From, To,
+// Call-ID, CSeq; 416 for a scheme other than sip, sips, tel; 420 for any
+// Proxy-Require; 483 at Max-Forwards 0; 482 when the request comes back
+// with this node's Via and an unchanged loop hash) and Route
+// pre-processing (16.4: strict-router fix-up, this node's own Route
+// entries removed), a request goes:
+//
+//   - along its remaining Route set, or to the Request-URI of an in-dialog
+//     request (To tag) - through the callee's NAT flow when this node's
+//     Record-Route carries one;
+//   - to this node itself when the Request-URI is this node or the bare
+//     domain without user: OPTIONS gets 200 with Allow, Accept and
+//     Supported (even at Max-Forwards 0: a keepalive / health probe),
+//     other methods 404;
+//   - for tel: URIs and sip:+E.164;user=phone: through ENUM
+//     (dnsreport.Resolver.ENUM); the URI it yields is routed as below. A
+//     number ENUM does not know is a DSN user when the URI is of the DSN
+//     domain, else 404;
+//   - for a user of the DSN domain (Config.Domain, or this node's address
+//     with a user part): the home node comes from the Locator. On the home
+//     node the request is forked in parallel to every live binding (at most
+//     Config.MaxBranches): through its Path (as Route), else through its
+//     NAT flow (Binding.NATTarget), else to its Contact; 404 when the user
+//     never registered, 480 when no binding is live. Elsewhere, by
+//     Config.RouteMode: proxied statefully to the home node (Request-URI
+//     kept) or, for an initial INVITE only, answered 302 with Contact
+//     sip:user@<home host:port>;
+//   - to any other domain (the IMS side): RFC 3263 server location
+//     (dnsreport.Resolver.Locate), trying the next target when one answers
+//     503, fails at the transport, or is silent for Config.FailoverTimeout.
+//
+// The home node record-routes dialog-creating requests (INVITE,
+// SUBSCRIBE, REFER) with sip:<advertise>;lr, so the rest of a dialog runs
+// between the caller and the home node; a node that proxies to the home
+// node does not. A node also record-routes an initial request that reached
+// it through a Route naming it and leaves the DSN from there (a Path edge,
+// or a phone's outbound proxy). When a request changes transport (UDP in,
+// TCP out) the node record-routes twice (RFC 5658). A request too big for
+// UDP (over 1300 bytes, RFC 3261 18.1.1) goes over TCP.
+//
+// # Responses
+//
+// Responses of all branches are collected per RFC 3261 16.7: 1xx other
+// than 100 are relayed at once, a 2xx at once (every 2xx of an INVITE,
+// also late ones and retransmissions), after which the other branches are
+// cancelled; a 6xx cancels the others; when all branches are final the
+// best is sent (6xx, else the lowest class, preferring 401/407/415/420/484;
+// 503 becomes 500; 401/407 challenges are merged). A branch with no answer
+// counts as 408, one with a transport error as 503. The caller's CANCEL
+// is propagated at once through sipgo's OnCancel: ringing branches get
+// CANCEL immediately, silent ones as soon as their first provisional
+// arrives (RFC 3261 9.1). Timer C (16.8) cancels a branch that rings too
+// long. The proxy sends 100 Trying for every INVITE at once; sipgo sends
+// it to the address in the top Via with received/rport (RFC 3581).
+//
+// # Ordering
+//
+// sipgo hands every received message to its own goroutine. Two mechanisms
+// keep that from reordering or losing anything:
+//
+//   - Responses are taken from a tap on the transport layer
+//     (TransportLayer.OnMessage), which runs on the read goroutine in
+//     arrival order, and relayed by the request's handler goroutine from a
+//     queue in that order: a 180 is never lost or relayed after the 200 of
+//     its branch. (sipgo's client transaction drops a 1xx it processes
+//     after the 2xx.) The client transactions still retransmit, time out
+//     and ACK non-2xx responses.
+//   - An in-dialog request other than ACK waits, at most Config.AckWait,
+//     until the ACK of its dialog's INVITE 2xx has been forwarded when
+//     this node relayed that 2xx and stays on the dialog's route (the ACK
+//     gate), so a BYE sent right after an ACK cannot overtake it.
+//
+// # Concurrency and lifetime
+//
+// A Proxy is safe for concurrent use. Each request is handled on the
+// goroutine sipgo gives it; the handler blocks on the Locator, Bindings and
+// Resolver (each bounded by Config.LookupTimeout) and, for a forwarded
+// request, until its final response has been sent upstream and every
+// branch is final or cancelled. It then returns: no goroutine of the
+// proxy outlives a request except one short-lived drain per client
+// transaction (until its final response or timeout). sipgo's transactions
+// stay in memory for their RFC timers (Timer M, D, K: up to 32 s), and the
+// tap keeps a finished request's branches until then to forward a late
+// 2xx. Metrics.Observe is called once per request on its handler
+// goroutine.
+//
+// # Wiring
+//
+// New takes Config and Deps; Register installs the handlers and the
+// response tap on a sipgo server and sends through its user agent. Call
+// Register before the server serves. sipgo's package-level timers
+// (sip.SetTimers) are never touched here: set them in cmd/ (tests set them
+// in TestMain). Unmatched responses that the tap has already handled are
+// also given to sipgo's UnhandledResponseHandler, which logs them by
+// default; install a quiet one on the user agent.
+//
+// # Limits
+//
+// The maddr URI parameter is ignored; sips:/TLS is passed to sipgo as is;
+// sipgo cannot send a response over 1300 bytes over UDP. An originating
+// node does not record-route, so in-dialog requests toward a caller behind
+// NAT reach it only if its Contact is reachable.
+package proxy

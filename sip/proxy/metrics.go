@@ -1,0 +1,79 @@
+package proxy
+
+import "time"
+
+// RouteKind says how the proxy routed a request; it labels metrics.
+type RouteKind string
+
+const (
+	// RouteLocal: answered by this node without forwarding (OPTIONS to the
+	// node, errors found before routing, 404/480 on the home node...).
+	RouteLocal RouteKind = "local"
+	// RouteHome: this node is the home node and forked to the bindings.
+	RouteHome RouteKind = "home"
+	// RouteProxy: forwarded to the home node (route mode proxy).
+	RouteProxy RouteKind = "proxy"
+	// RouteRedirect: answered 302 with the home node (route mode redirect).
+	RouteRedirect RouteKind = "redirect"
+	// RouteExternal: sent outside the DSN (IMS) after RFC 3263 server
+	// location, possibly after ENUM.
+	RouteExternal RouteKind = "external"
+	// RouteDialog: followed Route headers or the Request-URI of an
+	// in-dialog request, or a preloaded route.
+	RouteDialog RouteKind = "dialog"
+)
+
+// Outcome classifies how a request ended.
+type Outcome string
+
+const (
+	OutcomeAnswered   Outcome = "answered"   // 2xx
+	OutcomeRedirected Outcome = "redirected" // 3xx
+	OutcomeFailed     Outcome = "failed"     // 4xx-6xx (other than 487 after CANCEL)
+	OutcomeCancelled  Outcome = "cancelled"  // the caller sent CANCEL
+	OutcomeNoAnswer   Outcome = "none"       // no response could be sent (ACK, lost upstream)
+)
+
+// Event describes one request the proxy has finished with: the final
+// response it sent upstream (Status 0 for ACK, which gets none).
+type Event struct {
+	Method   string
+	Route    RouteKind
+	Mode     RouteMode // the configured route mode
+	Status   int
+	Cancel   bool // the caller cancelled it
+	Duration time.Duration
+}
+
+// Outcome classifies e.
+func (e Event) Outcome() Outcome {
+	switch {
+	case e.Cancel:
+		return OutcomeCancelled
+	case e.Status >= 200 && e.Status < 300:
+		return OutcomeAnswered
+	case e.Status >= 300 && e.Status < 400:
+		return OutcomeRedirected
+	case e.Status >= 400:
+		return OutcomeFailed
+	}
+	return OutcomeNoAnswer
+}
+
+// Metrics receives Events. Observe is called on the goroutine that handled
+// the request, once per request, after its final response went out; it
+// must not block. The node maps it to Prometheus counters/histograms with
+// labels method, route, mode and outcome.
+type Metrics interface {
+	Observe(Event)
+}
+
+// MetricsFunc adapts a function to Metrics.
+type MetricsFunc func(Event)
+
+// Observe implements Metrics.
+func (f MetricsFunc) Observe(e Event) { f(e) }
+
+type nopMetrics struct{}
+
+func (nopMetrics) Observe(Event) {}
