@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"sync"
 
@@ -516,4 +517,70 @@ func TestMetricsEvents(t *testing.T) {
 	if got := mh.summary(); fmt.Sprint(got) != fmt.Sprint(wantH) {
 		t.Errorf("H events %v, want %v", got, wantH)
 	}
+}
+
+// deafPhone answers every INVITE with 180 and then ignores everything,
+// CANCEL included. It stops at test cleanup.
+func deafPhone(t *testing.T) (addr string, invites <-chan struct{}) {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan struct{}, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m, err := sip.ParseMessage(buf[:n])
+			req, ok := m.(*sip.Request)
+			if err != nil || !ok || req.Method != sip.INVITE {
+				continue
+			}
+			res := sip.NewResponseFromRequest(req, 180, "Ringing", nil)
+			res.To().Params.Add("tag", "deaf")
+			_, _ = c.WriteTo([]byte(res.String()), from)
+			select {
+			case got <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return c.LocalAddr().String(), got
+}
+
+// TestTimerCAndCancelTimeout: a branch that rings past Timer C is
+// cancelled; one that then never answers counts as 408 after
+// CancelTimeout, and the caller gets the final response.
+func TestTimerCAndCancelTimeout(t *testing.T) {
+	r := newRing()
+	binds := newFakeBindings()
+	h := startNode(t, r, nodeOpts{bindings: binds, cfg: func(c *Config) {
+		c.TimerC = 200 * time.Millisecond
+		c.CancelTimeout = 300 * time.Millisecond
+	}})
+	r.setDefault(h.addr)
+	addr, _ := deafPhone(t)
+	binds.add("sip:bob@"+testDomain, registrar.Binding{Contact: "sip:bob@" + addr})
+	caller := startUAC(t)
+	start := time.Now()
+	c := caller.invite(t, "sip:bob@"+testDomain, h.addr)
+	res := c.wait(t)
+	el := time.Since(start)
+	if res.StatusCode != 408 {
+		t.Fatalf("final %d, want 408", res.StatusCode)
+	}
+	if el < 500*time.Millisecond {
+		t.Fatalf("answered after %v, before Timer C + CancelTimeout", el)
+	}
+	if !has(caller.log.call(c.callID), sip.INVITE, 180) {
+		t.Fatal("180 not relayed")
+	}
+	t.Logf("408 after %v (Timer C 200ms + cancel timeout 300ms)", el)
 }
