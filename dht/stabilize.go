@@ -98,6 +98,9 @@ func (n *Node) removeFailed(p Peer) {
 }
 
 // removePeer splices p out of the ring state and reports what it was to us.
+// It matches the exact incarnation: a node restarted under the same name
+// (same ID) at a new address is not removed because its previous address
+// stopped answering.
 func (n *Node) removePeer(p Peer, kind EventKind) {
 	if p.ID == n.self.ID {
 		return
@@ -106,13 +109,13 @@ func (n *Node) removePeer(p Peer, kind EventKind) {
 	ev := Event{Kind: kind, Peer: p, SuccessorIndex: -1}
 	was := false
 	oldSucc := n.successorLocked()
-	if n.pred.ID == p.ID && !n.pred.IsZero() {
+	if samePeer(n.pred, p) {
 		n.pred = Peer{}
 		ev.WasPredecessor = true
 		was = true
 	}
 	for i, s := range n.succs {
-		if s.ID == p.ID {
+		if samePeer(s, p) {
 			n.succs = append(n.succs[:i:i], n.succs[i+1:]...)
 			ev.SuccessorIndex = i
 			was = true
@@ -121,7 +124,7 @@ func (n *Node) removePeer(p Peer, kind EventKind) {
 	}
 	var repl Peer
 	for i := Bits - 1; i >= 0; i-- {
-		if n.fingers[i].ID == p.ID && !n.fingers[i].IsZero() {
+		if samePeer(n.fingers[i], p) {
 			n.fingers[i] = repl
 		} else {
 			repl = n.fingers[i]
@@ -148,6 +151,12 @@ func (n *Node) removePeer(p Peer, kind EventKind) {
 	if newSucc.ID != oldSucc.ID {
 		n.emit(Event{Kind: EventSuccessorChanged, Peer: newSucc, Old: oldSucc, Successors: ev.Successors})
 	}
+}
+
+// samePeer reports whether a is the incarnation p names: same ID and, when
+// p has one, the same address.
+func samePeer(a, p Peer) bool {
+	return !a.IsZero() && a.ID == p.ID && (p.Addr == "" || a.Addr == p.Addr)
 }
 
 // Consider offers peers learned elsewhere (the gossip membership list) as

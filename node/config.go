@@ -10,6 +10,7 @@ import (
 	"github.com/dsn-ims/dsn/dht/cluster"
 	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/dsn-ims/dsn/node/reps"
+	"github.com/dsn-ims/dsn/sip/proxy"
 	"github.com/dsn-ims/dsn/sip/registrar"
 )
 
@@ -39,6 +40,9 @@ type Config struct {
 	// Reps configures representative election and the neighbour watch
 	// (Zone defaults to Domain; Domain and Records are filled in).
 	Reps reps.Config
+	// Proxy configures call routing (Domain, Advertise and ListenUDP are
+	// filled in at start; RouteMode is -route-mode).
+	Proxy proxy.Config
 	// AdminListen is the admin HTTP address; empty disables it.
 	AdminListen string
 	// ShutdownTimeout bounds the graceful leave.
@@ -53,6 +57,7 @@ func DefaultConfig() Config {
 		Registrar:       registrar.DefaultConfig(),
 		DNS:             dnsreport.DefaultConfig(),
 		Reps:            reps.DefaultConfig(),
+		Proxy:           proxy.DefaultConfig(),
 		AdminListen:     "127.0.0.1:8080",
 		ShutdownTimeout: 10 * time.Second,
 	}
@@ -88,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("ShutdownTimeout must be positive")
+	}
+	if _, err := proxy.ParseRouteMode(string(c.Proxy.RouteMode)); err != nil {
+		bad("-route-mode %q: want proxy or redirect", c.Proxy.RouteMode)
 	}
 	if err := c.DNS.Resolver.Validate(); err != nil {
 		bad("-resolver/-enum-suffix: %v", err)

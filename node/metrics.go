@@ -1,6 +1,8 @@
 package node
 
 import (
+	"github.com/dsn-ims/dsn/sip/proxy"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -17,6 +19,31 @@ type metrics struct {
 	repFailures   *prometheus.CounterVec
 	isRep         prometheus.Gauge
 	repSetSize    prometheus.Gauge
+
+	registrations prometheus.Counter
+	calls         *prometheus.CounterVec
+	callSeconds   *prometheus.HistogramVec
+	lookups       *prometheus.CounterVec
+	lookupHops    prometheus.Histogram
+}
+
+// observeCall records one request the proxy finished.
+func (m *metrics) observeCall(e proxy.Event) {
+	m.sipRequests.WithLabelValues(e.Method).Inc()
+	m.calls.WithLabelValues(e.Method, string(e.Route), string(e.Mode), string(e.Outcome())).Inc()
+	if e.Method == "INVITE" {
+		m.callSeconds.WithLabelValues(string(e.Route)).Observe(e.Duration.Seconds())
+	}
+}
+
+// observeLookup records one home-node lookup.
+func (m *metrics) observeLookup(hops int, err error) {
+	if err != nil {
+		m.lookups.WithLabelValues("error").Inc()
+		return
+	}
+	m.lookups.WithLabelValues("ok").Inc()
+	m.lookupHops.Observe(float64(hops))
 }
 
 func newMetrics() *metrics {
@@ -40,6 +67,23 @@ func newMetrics() *metrics {
 	}, []string{"role"})
 	m.isRep = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dsn_representative", Help: "1 when this node is a representative."})
 	m.repSetSize = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dsn_representatives", Help: "Size of the representative set this node computed."})
+	m.registrations = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dsn_sip_registers_total", Help: "REGISTER requests handled by this node.",
+	})
+	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dsn_sip_routed_total", Help: "Requests the proxy finished, by method, route (local, home, proxy, redirect, external, dialog), route mode and outcome.",
+	}, []string{"method", "route", "mode", "outcome"})
+	m.callSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "dsn_sip_invite_seconds", Help: "Time from INVITE to final response, by route.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+	}, []string{"route"})
+	m.lookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dsn_dht_lookups_total", Help: "Home-node lookups over the DHT, by result.",
+	}, []string{"result"})
+	m.lookupHops = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "dsn_dht_lookup_hops", Help: "Remote hops per home-node lookup.", Buckets: []float64{0, 1, 2, 3, 4, 5, 6, 8, 10, 15},
+	})
+	m.reg.MustRegister(m.registrations, m.calls, m.callSeconds, m.lookups, m.lookupHops)
 	m.reg.MustRegister(m.dnsUpdates, m.deletionsSent, m.repFailures, m.isRep, m.repSetSize)
 	m.reg.MustRegister(m.sipRequests, m.ringEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -20,6 +20,7 @@ import (
 	"github.com/dsn-ims/dsn/dht/cluster"
 	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/dsn-ims/dsn/node/reps"
+	"github.com/dsn-ims/dsn/sip/proxy"
 	"github.com/dsn-ims/dsn/sip/registrar"
 )
 
@@ -50,6 +51,7 @@ type Node struct {
 	cl       *cluster.Cluster
 	reg      *registrar.Registrar
 	ua       *sipgo.UserAgent
+	proxy    *proxy.Proxy
 	sipSrv   *sipgo.Server
 	sipUDP   net.PacketConn
 	sipTCP   net.Listener
@@ -191,7 +193,10 @@ func (n *Node) startSIP(ctx context.Context) error {
 	}
 	n.reg = reg
 	host, _, _ := net.SplitHostPort(n.sipAddr)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("dsn/"+n.cfg.Name), sipgo.WithUserAgentHostname(host))
+	// The proxy's response tap handles responses the transaction layer
+	// does not match; the default handler would only log them.
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("dsn/"+n.cfg.Name), sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})))
 	if err != nil {
 		return fmt.Errorf("node: sip: %w", err)
 	}
@@ -200,11 +205,31 @@ func (n *Node) startSIP(ctx context.Context) error {
 		return fmt.Errorf("node: sip: %w", err)
 	}
 	n.ua, n.sipSrv = ua, srv
-	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
-		n.metrics.sipRequests.WithLabelValues("REGISTER").Inc()
-		reg.ServeSIP(req, tx)
-	})
-	srv.OnOptions(n.serveOptions)
+	pc := n.cfg.Proxy
+	pc.Domain = n.cfg.Domain
+	pc.Advertise = n.sipAddr
+	pc.ListenUDP = n.sipUDP.LocalAddr().String()
+	deps := proxy.Deps{
+		Locator:  &ringLocator{ring: ring, sipAddr: n.sipAddr, lookups: n.metrics.observeLookup},
+		Bindings: reg,
+		RegisterHandler: func(req *sip.Request, tx sip.ServerTransaction) {
+			n.metrics.registrations.Inc()
+			reg.ServeSIP(req, tx)
+		},
+		Logger:  n.log.Named("proxy"),
+		Metrics: proxy.MetricsFunc(n.metrics.observeCall),
+	}
+	if n.resolver != nil {
+		deps.Resolver = n.resolver
+	}
+	px, err := proxy.New(pc, deps)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if err := px.Register(srv); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.proxy = px
 	udp, tcp := n.sipUDP, n.sipTCP
 	n.wg.Add(2)
 	go func() {
@@ -220,17 +245,6 @@ func (n *Node) startSIP(ctx context.Context) error {
 		}
 	}()
 	return nil
-}
-
-// serveOptions answers OPTIONS addressed to the node (keepalive probes).
-func (n *Node) serveOptions(req *sip.Request, tx sip.ServerTransaction) {
-	n.metrics.sipRequests.WithLabelValues("OPTIONS").Inc()
-	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, UPDATE, INFO, PRACK, REFER"))
-	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
-	if err := tx.Respond(res); err != nil {
-		n.log.Debug("node: options response", zap.Error(err))
-	}
 }
 
 func (n *Node) onRingEvent(ev dht.Event) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/dsn-ims/dsn/node"
+	"github.com/dsn-ims/dsn/sip/proxy"
 )
 
 func main() {
@@ -36,6 +37,7 @@ type options struct {
 	cluster, clusterAdvertise, join, clusterKeyFile string
 	replicas                                        int
 	reps                                            int
+	routeMode                                       string
 	dnsServer, dnsZone, tsigKeyFile, resolver       string
 	enumSuffix                                      string
 	dnsTTL                                          time.Duration
@@ -58,6 +60,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.join, "join", "", "cluster `addresses` (comma list) of nodes already in the ring; none starts a new ring")
 	fs.StringVar(&o.clusterKeyFile, "cluster-key-file", "", "`file` with the shared secret (16, 24 or 32 bytes; raw, hex or base64) that encrypts gossip and authenticates DHT RPC")
 	fs.IntVar(&o.replicas, "replicas", 3, "copies kept of every registration (owner + successors)")
+	fs.StringVar(&o.routeMode, "route-mode", "proxy", "how a node that is not the callee's home hands an INVITE on: `proxy` it there, or `redirect` (302 with the home node's Contact)")
 	fs.IntVar(&o.reps, "reps", 2, "number of representative nodes (published in DNS)")
 	fs.StringVar(&o.dnsServer, "dns-server", "", "DNS `servers` (comma list, host:port) that accept UPDATE for the zone, tried in order; empty: this node does not report to DNS")
 	fs.StringVar(&o.dnsZone, "dns-zone", "", "`zone` to update (default: -domain)")
@@ -155,6 +158,7 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 	}
 	cfg.AdminListen = o.admin
 	cfg.Reps.K = o.reps
+	cfg.Proxy.RouteMode = proxy.RouteMode(o.routeMode)
 	cfg.Reps.Zone = o.dnsZone
 	cfg.DNS.Client.Servers = splitList(o.dnsServer)
 	cfg.DNS.Client.Insecure = o.dnsInsecure

@@ -292,6 +292,34 @@ func (f *DNSFleet) Settled(t TB, k int) {
 	})
 }
 
+// Stable waits until k representatives are published, agreed on and
+// watched, and have stayed the same for d (a restarted node may still be
+// about to reclaim its slot when Settled first holds).
+func (f *DNSFleet) Stable(t TB, k int, d time.Duration) {
+	t.Helper()
+	f.Settled(t, k)
+	deadline := time.Now().Add(30 * time.Second)
+	var since time.Time
+	last := ""
+	for time.Now().Before(deadline) {
+		cur := ""
+		if f.RepsOK(k) == nil {
+			pub, _ := f.Published()
+			for _, p := range f.Reps() {
+				cur += p.Name + "=" + pub[p.Name] + ","
+			}
+		}
+		switch {
+		case cur == "" || cur != last:
+			last, since = cur, time.Now()
+		case time.Since(since) >= d:
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("representative set not stable for %s within 30 s (last %q)", d, last)
+}
+
 func SuccessorOf(t TB, p *Proc) string {
 	st, err := p.Status()
 	if err != nil || len(st.Successors) == 0 {

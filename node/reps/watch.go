@@ -126,6 +126,23 @@ func (m *Manager) updateWatchesLocked(picks []slotPick, st dht.State, predPred d
 		}
 		r := rolesFromElection(m.self, st, predPred, pk)
 		w := m.watches[pk.peer.ID]
+		if w != nil && (w.peer.Addr != pk.peer.Addr || w.peer.Meta != pk.peer.Meta) {
+			// The same node restarted at a new address: a new incarnation.
+			// The old watch (perhaps already deleted, and then no longer
+			// able to delete) concerned the previous one; start over, and
+			// cancel a delete of the old incarnation still pending, which
+			// would otherwise remove the new one's records. Leftovers of
+			// the old address are cleaned by the new incarnation itself.
+			if w.deleted {
+				if label, err := dnsreport.NodeLabel(w.peer.Name); err == nil {
+					m.pub.Cancel(NodeKey(label))
+				}
+			}
+			m.log.Info("reps: representative came back at a new address; watching the new incarnation",
+				zap.String("peer", pk.peer.Name), zap.String("old", w.peer.Addr), zap.String("new", pk.peer.Addr))
+			delete(m.watches, pk.peer.ID)
+			w = nil
+		}
 		if w == nil {
 			if r == 0 {
 				continue

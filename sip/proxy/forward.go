@@ -148,7 +148,12 @@ func (p *Proxy) serveAck(req *sip.Request, _ sip.ServerTransaction) {
 	src := registrar.SourceOf(req)
 	loop := p.loopHash(req)
 	if rej := p.checkHops(req, loop); rej != nil {
-		p.log.Debug("dropping ACK", zap.Int("would-be", rej.code), zap.String("reason", rej.reason))
+		var vias []string
+		for _, h := range req.GetHeaders("Via") {
+			vias = append(vias, h.Value())
+		}
+		p.log.Debug("dropping ACK", zap.Int("would-be", rej.code), zap.String("reason", rej.reason),
+			zap.Strings("via", vias), zap.String("loop_hash", loop), zap.String("source", req.Source()))
 		return
 	}
 	work := p.baseCopy(req, src)
