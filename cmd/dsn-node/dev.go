@@ -79,22 +79,24 @@ func (d *devEnv) Close() {
 // PrintInstructions tells the developer how to use the running node.
 func (d *devEnv) PrintInstructions(w io.Writer, n *node.Node) {
 	sipAddr := n.SIPAddr()
-	host, port, _ := net.SplitHostPort(sipAddr)
 	dnsHost, dnsPort, _ := net.SplitHostPort(d.dns.Addr())
 	fmt.Fprintf(w, `
 dsn-node is running in development mode (one-node ring, embedded DNS).
 
-  SIP        %s (UDP and TCP), domain %s
-  Admin API  http://%s/v1/status
-  DNS        %s port %s (zones %s and e164.arpa.), TSIG key file %s
+  SIP        %[1]s (UDP and TCP), domain %[2]s
+  Admin API  http://%[3]s/v1/status
+  DNS        %[4]s port %[5]s (zones %[2]s and e164.arpa.; this node is published as a representative)
+  TSIG key   %[6]s
 
-Register a phone (any SIP softphone, or SIPp):
-  user alice, domain %s, registrar/proxy %s:%s (no password in -dev)
-  sipp -sn uac ... or:  sipp %s -sf register.xml -s alice -m 1   (see sip/proxy/testdata/sipp)
-Place a call: from a second phone registered the same way, call sip:alice@%s
-Look at it:   curl 'http://%s/v1/bindings?aor=sip:alice@%s'
-              dig @%s -p %s %s SOA
-Stop with Ctrl-C (graceful leave).
-`, sipAddr, d.domain, n.AdminAddr(), dnsHost, dnsPort, d.domain, d.keyFile,
-		d.domain, host, port, sipAddr, d.domain, n.AdminAddr(), d.domain, dnsHost, dnsPort, d.domain)
+Register a phone: any SIP softphone with user alice, domain %[2]s, proxy %[1]s
+(no password in -dev). Or with SIPp, from the repository root:
+  sipp %[1]s -sf sip/proxy/testdata/sipp/register.xml -s alice -key domain %[2]s -i 127.0.0.1 -p 5070 -m 1
+  sipp -sf sip/proxy/testdata/sipp/uas.xml -i 127.0.0.1 -p 5070 -m 1 &         # the phone answers one call
+Place a call to it:
+  sipp %[1]s -sf sip/proxy/testdata/sipp/uac.xml -s alice -key domain %[2]s -i 127.0.0.1 -p 5080 -m 1
+Look at it:
+  curl 'http://%[3]s/v1/bindings?aor=sip:alice@%[2]s'
+  dig @%[4]s -p %[5]s _sip._udp.%[2]s SRV
+Stop with Ctrl-C (graceful leave: the node withdraws its DNS records first).
+`, sipAddr, d.domain, n.AdminAddr(), dnsHost, dnsPort, d.keyFile)
 }

@@ -107,3 +107,5 @@ func TestCallsThroughFleet(t *testing.T) {
 		uas.Wait(t, 30*time.Second)
 	})
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -134,18 +134,24 @@ func (f *Fleet) TryStart(name, ip, keyFile string, join []string, extra ...strin
 		args = append(args, "-join", strings.Join(join, ","))
 	}
 	args = append(args, extra...)
-	return f.exec(name, ip, args)
+	return f.Exec(name, ip, args)
 }
 
-func (f *Fleet) exec(name, ip string, args []string) (*Proc, error) {
+// Exec runs dsn-node with exactly args (no defaults added) and waits until
+// it serves; the log must be JSON (the default) for the readiness line.
+func (f *Fleet) Exec(name, ip string, args []string) (*Proc, error) {
 	p := &Proc{f: f, Name: name, IP: ip, Args: args, exited: make(chan struct{}),
 		logPath: filepath.Join(f.Dir, fmt.Sprintf("%s-%d.log", name, time.Now().UnixNano()))}
 	logFile, err := os.Create(p.logPath)
 	if err != nil {
 		return nil, err
 	}
+	outFile, err := os.Create(p.logPath + ".stdout")
+	if err != nil {
+		return nil, err
+	}
 	p.cmd = exec.Command(Binary(f.t), args...)
-	p.cmd.Stdout = logFile
+	p.cmd.Stdout = outFile
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -175,6 +181,7 @@ func (f *Fleet) exec(name, ip string, args []string) (*Proc, error) {
 	}()
 	go func() {
 		p.exitErr = p.cmd.Wait()
+		outFile.Close()
 		close(p.exited)
 	}()
 	select {
@@ -189,6 +196,12 @@ func (f *Fleet) exec(name, ip string, args []string) (*Proc, error) {
 		p.Kill()
 		return p, fmt.Errorf("%s did not serve within 30s:\n%s", name, p.LogTail(30))
 	}
+}
+
+// Stdout returns what the process printed on standard output so far.
+func (p *Proc) Stdout() string {
+	b, _ := os.ReadFile(p.logPath + ".stdout")
+	return string(b)
 }
 
 func (p *Proc) LogTail(n int) string {
