@@ -45,6 +45,8 @@ type Config struct {
 	Proxy proxy.Config
 	// AdminListen is the admin HTTP address; empty disables it.
 	AdminListen string
+	// Pprof serves /debug/pprof/ on the admin listener.
+	Pprof bool
 	// ShutdownTimeout bounds the graceful leave.
 	ShutdownTimeout time.Duration
 }

@@ -82,6 +82,7 @@ func startNode(t *testing.T) *Node {
 	cfg.SIPListen = "127.0.0.1:0"
 	cfg.AdminListen = "127.0.0.1:0"
 	cfg.Cluster = cluster.LocalConfig("t1")
+	cfg.Pprof = true
 	n, err := New(cfg, Deps{ClusterKey: []byte("0123456789abcdef"), Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +120,7 @@ func TestAdminAPI(t *testing.T) {
 		{"/v1/lookup?aor=%3Cnot-a-uri", 400, "error"},
 		{"/v1/bindings?aor=sip:nobody@dsn.test", 404, "no registration"},
 		{"/metrics", 200, `dsn_ring_records{role="owned"}`},
+		{"/debug/pprof/", 200, "goroutine"},
 	} {
 		code, body := get(t, n, c.path)
 		if code != c.code || !strings.Contains(body, c.want) {

@@ -44,6 +44,7 @@ type options struct {
 	dnsInsecure                                     bool
 	admin, logLevel, logFormat                      string
 	dev                                             bool
+	pprof                                           bool
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -70,6 +71,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.resolver, "resolver", "system", "DNS `server` (host:port) for ENUM and RFC 3263 look-ups; system: /etc/resolv.conf")
 	fs.StringVar(&o.enumSuffix, "enum-suffix", "e164.arpa.", "ENUM `zone` suffix")
 	fs.StringVar(&o.admin, "admin", "127.0.0.1:8080", "admin HTTP `address`: /metrics /healthz /readyz /v1/...; empty disables")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ on the admin address (keep the admin address private)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log `format`: json or console")
 	fs.BoolVar(&o.dev, "dev", false, "self-contained development mode: loopback addresses, generated keys, embedded DNS server, joins nothing")
@@ -157,6 +159,7 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 		cfg.Cluster.DHT.SuccessorListLen = o.replicas
 	}
 	cfg.AdminListen = o.admin
+	cfg.Pprof = o.pprof
 	cfg.Reps.K = o.reps
 	cfg.Proxy.RouteMode = proxy.RouteMode(o.routeMode)
 	cfg.Reps.Zone = o.dnsZone
