@@ -29,6 +29,9 @@ type Deps struct {
 	// ClusterKey authenticates and encrypts inter-node traffic (16, 24 or
 	// 32 bytes).
 	ClusterKey []byte
+	// Authenticator decides who may REGISTER (sip/auth digest, or
+	// registrar.AllowAll for -auth-open); nil means AllowAll.
+	Authenticator registrar.Authenticator
 	// TSIGKey signs DNS UPDATEs; required when Config.DNS.Client.Servers
 	// is set (unless Config.DNS.Client.Insecure).
 	TSIGKey *dnsreport.Key
@@ -185,6 +188,7 @@ func (n *Node) startSIP(ctx context.Context) error {
 	ring := n.cl.Node()
 	self := "<sip:" + n.sipAddr + ";lr>"
 	reg, err := registrar.New(rcfg, &ringStore{ring: ring, now: n.now}, n.now, n.log.Named("registrar"),
+		registrar.WithAuthenticator(n.deps.Authenticator),
 		registrar.WithPathSelf(func(aor string) (string, bool) {
 			return self, !ring.Owns(dht.HashKey(aor))
 		}))

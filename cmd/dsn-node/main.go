@@ -24,7 +24,9 @@ import (
 
 	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/dsn-ims/dsn/node"
+	"github.com/dsn-ims/dsn/sip/auth"
 	"github.com/dsn-ims/dsn/sip/proxy"
+	"github.com/dsn-ims/dsn/sip/registrar"
 )
 
 func main() {
@@ -45,6 +47,8 @@ type options struct {
 	admin, logLevel, logFormat                      string
 	dev                                             bool
 	pprof                                           bool
+	authFile, trusted                               string
+	authOpen                                        bool
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -71,6 +75,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.resolver, "resolver", "system", "DNS `server` (host:port) for ENUM and RFC 3263 look-ups; system: /etc/resolv.conf")
 	fs.StringVar(&o.enumSuffix, "enum-suffix", "e164.arpa.", "ENUM `zone` suffix")
 	fs.StringVar(&o.admin, "admin", "127.0.0.1:8080", "admin HTTP `address`: /metrics /healthz /readyz /v1/...; empty disables")
+	fs.StringVar(&o.authFile, "auth-file", "", "SIP digest credentials `file` (user realm HA1 per line; see sip/auth); when set, REGISTER must authenticate")
+	fs.StringVar(&o.trusted, "trusted", "", "peers (`CIDR` list, e.g. the IMS CSCF) whose requests need no digest")
+	fs.BoolVar(&o.authOpen, "auth-open", false, "accept REGISTER without authentication (explicit; -dev implies it)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ on the admin address (keep the admin address private)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log `format`: json or console")
@@ -209,6 +216,11 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 		return cfg, deps, errors.New("-cluster-key-file: must be set: inter-node traffic is always authenticated " +
 			"(create one with: head -c 32 /dev/urandom | base64 > cluster.key; chmod 600 cluster.key; the same file on every node)")
 	}
+	authn, err := buildAuth(o, log)
+	if err != nil {
+		return cfg, deps, err
+	}
+	deps.Authenticator = authn
 	return cfg, deps, nil
 }
 
@@ -258,4 +270,36 @@ func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 		return nil, fmt.Errorf("-log-format %q: want json or console", format)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
+
+// buildAuth chooses how REGISTER is authenticated: digest with -auth-file,
+// open with -auth-open or -dev, and otherwise refuses to start (secure by
+// default).
+func buildAuth(o *options, log *zap.Logger) (registrar.Authenticator, error) {
+	trusted, err := auth.ParseTrusted(o.trusted)
+	if err != nil {
+		return nil, fmt.Errorf("-trusted: %w", err)
+	}
+	switch {
+	case o.authFile != "" && o.authOpen:
+		return nil, errors.New("-auth-file and -auth-open contradict each other: choose one")
+	case o.authFile != "":
+		store, err := auth.LoadFile(o.authFile)
+		if err != nil {
+			return nil, fmt.Errorf("-auth-file: %w", err)
+		}
+		for _, w := range store.Warnings() {
+			log.Warn("dsn-node: -auth-file", zap.Error(w))
+		}
+		acfg := auth.DefaultConfig()
+		acfg.Realm = o.domain
+		return auth.New(acfg, store, trusted, time.Now, nil, log.Named("auth"))
+	case o.authOpen || o.dev:
+		if !o.dev {
+			log.Warn("dsn-node: -auth-open: any client may REGISTER any address of the domain")
+		}
+		return registrar.AllowAll{}, nil
+	}
+	return nil, errors.New("-auth-file: must be set (SIP digest credentials; see sip/auth for the format), " +
+		"or -auth-open to accept REGISTER from anyone")
 }

@@ -128,7 +128,7 @@ func (f *Fleet) TryStart(name, ip, keyFile string, join []string, extra ...strin
 	args := []string{
 		"-name", name, "-domain", f.Domain,
 		"-sip", ip + ":0", "-cluster", ip + ":0", "-admin", ip + ":0",
-		"-cluster-key-file", keyFile, "-log-level", "debug",
+		"-cluster-key-file", keyFile, "-log-level", "debug", "-auth-open",
 	}
 	if len(join) > 0 {
 		args = append(args, "-join", strings.Join(join, ","))

@@ -223,6 +223,13 @@ node_args() {
   ARGS=(-name "$(node_name "$i")" -domain "$DOMAIN"
     -sip "$ip:$SIP_PORT" -cluster "$ip:$CLUSTER_PORT" -admin "$ip:$ADMIN_PORT"
     -cluster-key-file "$RUN/cluster.key" -log-level "$LOG_LEVEL" -log-format "$LOG_FORMAT")
+  # Phones: digest credentials from DSN_FLEET_AUTH_FILE, else open (a local
+  # test fleet; the node refuses to start with neither).
+  if [ -n "${DSN_FLEET_AUTH_FILE:-}" ]; then
+    ARGS+=(-auth-file "$DSN_FLEET_AUTH_FILE")
+  elif node_has_flag auth-open; then
+    ARGS+=(-auth-open)
+  fi
   local join=()
   for ((j = 1; j <= N; j++)); do
     [ "$j" = "$i" ] && continue
