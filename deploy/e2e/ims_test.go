@@ -23,13 +23,18 @@ type imsNode struct {
 	priority uint16
 }
 
-// publishIMS replaces the _sip._udp SRV set of the IMS zone by nodes (and
-// their A records) with one TSIG-signed UPDATE: the operator's static
-// entry for the IMS network in the shared DNS.
+// publishIMS replaces the SIP entries of the IMS zone with one
+// TSIG-signed UPDATE: the operator's static entry for the IMS network in
+// the shared DNS. The zone's NAPTR names UDP (RFC 3263 4.1), the
+// _sip._udp SRV set the nodes, each node has its A record.
 func publishIMS(t *testing.T, f *fleet.DNSFleet, zone string, nodes ...imsNode) {
 	t.Helper()
-	srvName := "_sip._udp." + zone + "."
-	ch := dnsreport.Change{Zone: zone, DeleteRRsets: []dnsreport.RRsetRef{{Name: srvName, Type: dns.TypeSRV}}}
+	apex, srvName := zone+".", "_sip._udp."+zone+"."
+	ch := dnsreport.Change{Zone: zone,
+		DeleteRRsets: []dnsreport.RRsetRef{{Name: apex, Type: dns.TypeNAPTR}, {Name: srvName, Type: dns.TypeSRV}},
+		Add: []dns.RR{&dns.NAPTR{Hdr: dns.RR_Header{Name: apex, Rrtype: dns.TypeNAPTR, Class: dns.ClassINET, Ttl: 30},
+			Order: 10, Preference: 10, Flags: "s", Service: "SIP+D2U", Replacement: srvName}},
+	}
 	for _, n := range nodes {
 		target := n.name + "." + zone + "."
 		ch.DeleteRRsets = append(ch.DeleteRRsets, dnsreport.RRsetRef{Name: target, Type: dns.TypeA})
@@ -41,6 +46,9 @@ func publishIMS(t *testing.T, f *fleet.DNSFleet, zone string, nodes ...imsNode) 
 	f.Update(t, ch)
 	if got := f.Dig(srvName, "SRV"); len(got) != len(nodes) {
 		t.Fatalf("BIND serves %s SRV %v, want %d records", srvName, got, len(nodes))
+	}
+	if got := f.Dig(apex, "NAPTR"); len(got) != 1 || !strings.Contains(got[0], srvName) {
+		t.Fatalf("BIND serves %s NAPTR %v, want one pointing to %s", apex, got, srvName)
 	}
 }
 
