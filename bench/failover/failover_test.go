@@ -85,11 +85,15 @@ func TestFailover(t *testing.T) {
 		t.Skip("multi-process benchmark")
 	}
 	f := fleet.NewDNS(t, domain, 5)
-	f.Settled(t, 2)
+	f.Stable(t, 2, 2*time.Second)
 
 	var forget, replace []time.Duration
 	for i := 0; i < *trials; i++ {
-		rep := f.Reps()[0]
+		reps := f.Reps()
+		if len(reps) == 0 {
+			t.Fatalf("trial %d: no live representative published", i)
+		}
+		rep := reps[0]
 		ip, _, _ := net.SplitHostPort(rep.SIP)
 		t0 := time.Now()
 		rep.Kill()
@@ -116,7 +120,7 @@ func TestFailover(t *testing.T) {
 		// Restart the node under the same name (as an operator's
 		// supervisor would) and wait until the fleet is settled again.
 		f.Restart(rep)
-		f.Settled(t, 2)
+		f.Stable(t, 2, 2*time.Second)
 	}
 	t.Logf("time until DNS no longer returns the killed representative: %s", stats(forget))
 	t.Logf("time until a replacement is published:                       %s", stats(replace))

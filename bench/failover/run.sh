@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 go test -count=1 -timeout 30m -v ./bench/failover -args -trials="${TRIALS:-10}" -quiet="${QUIET:-5m}" 2>&1 |
-  grep -E 'trial|time until|quiet run|^(ok|FAIL|---)'
+  grep -E 'trial|time until|quiet run|_test.go|dns.go|fleet.go:[0-9]+: [^-]|^(ok|FAIL|---)'
