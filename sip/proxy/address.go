@@ -224,13 +224,23 @@ func (p *Proxy) hopsForURI(ctx context.Context, u *sip.Uri) ([]hop, error) {
 
 // hopsForNode returns the hops to another DSN node's SIP address.
 func (p *Proxy) hopsForNode(ctx context.Context, addr string) ([]hop, error) {
-	host, port, err := splitHostPort(addr)
+	u, err := p.nodeURI(addr)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: home node address %q: %w", addr, err)
-	}
-	u := sip.Uri{Scheme: "sip", Host: uriHost(host), Port: port}
-	if tr := strings.ToLower(p.cfg.NodeTransport); tr != "udp" {
-		u.UriParams = sip.HeaderParams{{K: "transport", V: tr}}
+		return nil, err
 	}
 	return p.hopsForURI(ctx, &u)
+}
+
+// nodeURI is the URI of a DSN node's SIP address (host:port) over
+// Config.NodeTransport.
+func (p *Proxy) nodeURI(addr string) (sip.Uri, error) {
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return sip.Uri{}, fmt.Errorf("proxy: node address %q: %w", addr, err)
+	}
+	u := sip.Uri{Scheme: "sip", Host: uriHost(host), Port: port, UriParams: sip.NewParams()}
+	if tr := strings.ToLower(p.cfg.NodeTransport); tr != "udp" {
+		u.UriParams.Add("transport", tr)
+	}
+	return u, nil
 }

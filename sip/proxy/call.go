@@ -63,6 +63,7 @@ type call struct {
 	legs      []*leg
 	rc        *respContext
 	status    int // the first final status sent upstream
+	failovers Failovers
 
 	mu       sync.Mutex
 	queue    []event
@@ -70,10 +71,16 @@ type call struct {
 	finished bool
 }
 
+// callResult is how a forwarded request ended.
+type callResult struct {
+	status    int  // the final status sent upstream
+	cancelled bool // the caller cancelled
+	failovers Failovers
+}
+
 // runCall forwards req on d's branches and relays the responses until the
-// response context is done. It returns the final status sent upstream and
-// whether the caller cancelled.
-func (p *Proxy) runCall(up *sip.Request, tx sip.ServerTransaction, base *sip.Request, d decision, loop string, inDialog bool) (int, bool) {
+// response context is done.
+func (p *Proxy) runCall(up *sip.Request, tx sip.ServerTransaction, base *sip.Request, d decision, loop string, inDialog bool) callResult {
 	c := &call{
 		p:         p,
 		up:        up,
@@ -90,7 +97,7 @@ func (p *Proxy) runCall(up *sip.Request, tx sip.ServerTransaction, base *sip.Req
 	hops := make([]int, len(d.branches))
 	for i := range d.branches {
 		c.legs = append(c.legs, &leg{plan: d.branches[i]})
-		hops[i] = len(d.branches[i].hops)
+		hops[i] = d.branches[i].hopCount()
 	}
 	c.rc = newRespContext(c.invite, hops)
 	if c.invite {
@@ -115,7 +122,7 @@ func (p *Proxy) runCall(up *sip.Request, tx sip.ServerTransaction, base *sip.Req
 	if c.status == 0 && c.rc.cancelled {
 		c.status = 487 // sent by sipgo on the CANCEL
 	}
-	return c.status, c.rc.cancelled
+	return callResult{status: c.status, cancelled: c.rc.cancelled, failovers: c.failovers}
 }
 
 // post queues an event; false if the call has finished.
@@ -215,6 +222,7 @@ func (c *call) apply(a action) {
 	case actCancel:
 		c.sendCancel(a.branch)
 	case actNextHop:
+		c.failoverTo(a.branch)
 		c.startHop(a.branch)
 	case actAbandon:
 		if l := c.legs[a.branch]; l.tx != nil {
@@ -238,13 +246,14 @@ func (c *call) startHop(i int) {
 		l.tx.Terminate() // fail-over: stop retransmitting to the old hop
 		l.tx = nil
 	}
-	h := l.plan.hops[hopIdx]
+	plan, j := l.plan.at(hopIdx)
+	h := plan.hops[j]
 	l.branchID = p.newBranch(c.loop)
-	l.req = p.forwardCopy(c.base, &l.plan, h, l.branchID, c.rr, c.up.Transport())
+	l.req = p.forwardCopy(c.base, plan, h, l.branchID, c.rr, c.up.Transport())
 	if tooBigForUDP(l.req, h) {
 		// RFC 3261 18.1.1: a request this large goes over TCP.
 		h.Transport = "TCP"
-		l.req = p.forwardCopy(c.base, &l.plan, h, l.branchID, c.rr, c.up.Transport())
+		l.req = p.forwardCopy(c.base, plan, h, l.branchID, c.rr, c.up.Transport())
 	}
 	p.taps.add(l.branchID, &tapEntry{c: c, branch: i, hop: hopIdx, method: c.up.Method})
 
@@ -264,9 +273,33 @@ func (c *call) startHop(i int) {
 		p.taps.remove(bid)
 	}
 	go drain(tx, func() { c.post(event{kind: evTxFailed, branch: i, hop: hopIdx, err: tx.Err()}) })
-	if hopIdx+1 < len(l.plan.hops) {
-		l.timers = append(l.timers, c.after(p.cfg.FailoverTimeout, event{kind: evFailover, branch: i, hop: hopIdx}))
+	if hopIdx+1 < l.plan.hopCount() {
+		wait := plan.wait
+		if wait <= 0 {
+			wait = p.cfg.FailoverTimeout
+		}
+		l.timers = append(l.timers, c.after(wait, event{kind: evFailover, branch: i, hop: hopIdx}))
 	}
+}
+
+// failoverTo counts and logs branch i's move to its next hop (the
+// response context has already advanced it): to the next target of the
+// same plan, or to the next plan of the chain (an alternate of the home
+// node, the phone past its Path edge).
+func (c *call) failoverTo(i int) {
+	l := c.legs[i]
+	hopIdx := c.rc.branches[i].hop
+	plan, j := l.plan.at(hopIdx)
+	kind := failTarget
+	if j == 0 {
+		kind = plan.kind
+	}
+	c.failovers.add(kind)
+	prev, pj := l.plan.at(hopIdx - 1)
+	c.p.log.Info("next hop silent or unavailable, failing over",
+		zap.String("method", string(c.up.Method)), zap.String("call_id", c.up.CallID().Value()),
+		zap.String("from", prev.hops[pj].String()), zap.String("to", plan.hops[j].String()),
+		zap.String("kind", kind.String()))
 }
 
 // drain empties a client transaction's Responses channel (sipgo blocks its

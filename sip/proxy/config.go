@@ -72,6 +72,15 @@ type Config struct {
 	// while another target is left; the last target gets the full
 	// transaction timeout (sipgo Timer B/F).
 	FailoverTimeout time.Duration
+	// NodeFailoverTimeout is how long the proxy waits for any response
+	// to an INVITE from another DSN node - the callee's home node or one
+	// of its alternates, or the Path edge a phone registered through -
+	// before it gives that node up: it then tries the home node's next
+	// alternate, or the phone directly without the Path. A live node
+	// answers 100 Trying at once, so this can be short. A non-INVITE
+	// gets no 100 from a live node before its final response, so it
+	// waits max(NodeFailoverTimeout, FailoverTimeout) instead.
+	NodeFailoverTimeout time.Duration
 	// CancelTimeout bounds the wait for a branch's final response after the
 	// proxy sent CANCEL on it; the branch then counts as 408.
 	CancelTimeout time.Duration
@@ -94,17 +103,18 @@ type Config struct {
 // empty and must be set before Validate passes.
 func DefaultConfig() Config {
 	return Config{
-		RouteMode:       ModeProxy,
-		NodeTransport:   "udp",
-		MaxBranches:     10,
-		MaxForwards:     70,
-		TimerC:          181 * time.Second,
-		FailoverTimeout: 4 * time.Second,
-		CancelTimeout:   32 * time.Second,
-		AckWait:         time.Second,
-		AckGateTTL:      32 * time.Second,
-		LookupTimeout:   3 * time.Second,
-		RetryAfter:      5 * time.Second,
+		RouteMode:           ModeProxy,
+		NodeTransport:       "udp",
+		MaxBranches:         10,
+		MaxForwards:         70,
+		TimerC:              181 * time.Second,
+		FailoverTimeout:     4 * time.Second,
+		NodeFailoverTimeout: time.Second,
+		CancelTimeout:       32 * time.Second,
+		AckWait:             time.Second,
+		AckGateTTL:          32 * time.Second,
+		LookupTimeout:       3 * time.Second,
+		RetryAfter:          5 * time.Second,
 	}
 }
 
@@ -146,6 +156,7 @@ func (c Config) Validate() error {
 	}{
 		{"TimerC", c.TimerC},
 		{"FailoverTimeout", c.FailoverTimeout},
+		{"NodeFailoverTimeout", c.NodeFailoverTimeout},
 		{"CancelTimeout", c.CancelTimeout},
 		{"AckWait", c.AckWait},
 		{"AckGateTTL", c.AckGateTTL},

@@ -19,10 +19,27 @@ type Home struct {
 	Name string
 	// Addr is the home node's SIP address, host:port (its Advertise).
 	Addr string
+	// Alternates are the nodes that hold replicas of the home node's
+	// records (its first Replicas-1 successors on the ring), in ring
+	// order: the node that takes the subscriber over when the home node
+	// fails comes first. A node that proxies to the home node tries them
+	// in order when the home node does not answer. May be empty.
+	Alternates []Alternate
+}
+
+// Alternate is a node that holds a replica of a home node's records.
+type Alternate struct {
+	// Self is true when this node is the alternate.
+	Self bool
+	// Name is the node's name (for logs).
+	Name string
+	// Addr is the node's SIP address, host:port (its Advertise).
+	Addr string
 }
 
 // Locator finds the home node of an address-of-record. The node implements
-// it with the DHT: home = successor(hash(AOR)). It must be safe for
+// it with the DHT: home = successor(hash(AOR)), alternates = the home
+// node's successors that hold its replicas. It must be safe for
 // concurrent use; it is called with a context bounded by
 // Config.LookupTimeout.
 type Locator interface {

@@ -28,11 +28,51 @@
 //     NAT flow (Binding.NATTarget), else to its Contact; 404 when the user
 //     never registered, 480 when no binding is live. Elsewhere, by
 //     Config.RouteMode: proxied statefully to the home node (Request-URI
-//     kept) or, for an initial INVITE only, answered 302 with Contact
+//     kept; then to its alternates if it does not answer, see Node
+//     fail-over) or, for an initial INVITE only, answered 302 with Contact
 //     sip:user@<home host:port>;
 //   - to any other domain (the IMS side): RFC 3263 server location
 //     (dnsreport.Resolver.Locate), trying the next target when one answers
 //     503, fails at the transport, or is silent for Config.FailoverTimeout.
+//
+// # Node fail-over
+//
+// A node that has just crashed stays in the other nodes' view of the ring
+// until failure detection removes it (about a second), so the Locator may
+// still name it. Two fail-overs keep calls working meanwhile; both give a
+// node up when it sends nothing within Config.NodeFailoverTimeout (1 s by
+// default; a live node answers an INVITE with 100 Trying at once; a
+// non-INVITE waits max(NodeFailoverTimeout, FailoverTimeout), as a live
+// node sends nothing before its final response), answers 503, or fails at
+// the transport (e.g. a refused TCP connection):
+//
+//   - Home node -> alternates. Home.Alternates are the home node's first
+//     Replicas-1 successors, which hold replicas of its records. A node
+//     proxying to the home node tries them next, in ring order, each with
+//     a Route entry <sip:alternate;lr;dsn-alt>. A node that receives such
+//     a request serves the callee from its bindings (route kind
+//     "alternate"; the registrar's look-up reads the DHT, which routes
+//     around the unreachable owner to the replica) if its own Locator
+//     makes it the home node or one of the alternates; otherwise it hands
+//     the request to the home node it knows, as any other. A node can be
+//     its own alternate: it then sends the request to itself, and the
+//     dsn-alt mark enters the loop hash, so that is a spiral, not a loop.
+//   - Path edge -> phone. On the home node (or an alternate), a binding
+//     that registered through an edge node (Path) is tried through the
+//     edge first, then past it: through the next Path entry if there is
+//     one, else directly to the phone's NAT flow (Binding.NATTarget, kept
+//     in this node's Record-Route) or its Contact.
+//
+// Event.Failovers counts the moves by kind (target, home, path). When
+// nothing is left to try, the last hop gets the full transaction timeout
+// (Timer B/F) and the caller 408.
+//
+// For a phone behind NAT that registered through an edge, the home node
+// puts the flow the REGISTER arrived on (Binding.Received) into the edge's
+// Route entry (dsn-flow); the edge delivers the initial request through it
+// and record-routes with it.
+//
+// # Record-Route
 //
 // The home node record-routes dialog-creating requests (INVITE,
 // SUBSCRIBE, REFER) with sip:<advertise>;lr, so the rest of a dialog runs
@@ -105,4 +145,15 @@
 // sipgo cannot send a response over 1300 bytes over UDP. An originating
 // node does not record-route, so in-dialog requests toward a caller behind
 // NAT reach it only if its Contact is reachable.
+//
+// Fail-over limits: a phone behind a NAT that lets in only packets from
+// the address it registered with (a port-restricted or symmetric NAT) can
+// be reached only through the edge it registered through; while that
+// edge is dead it is unreachable from the home node, until it registers
+// again (RFC 5626 outbound with flows to several edges is the real fix).
+// A node that is alive but slower than NodeFailoverTimeout to send its
+// 100 is given up: the callee may then get the INVITE twice (the second
+// normally draws 482 Merged Request from it). Redirect mode names only
+// the home node in its 302: a caller redirected to a dead home node gets
+// no alternate.
 package proxy

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"sort"
@@ -251,16 +252,7 @@ func TestUnknownUserAndNoBindings(t *testing.T) {
 }
 
 func TestPathThroughEdgeProxy(t *testing.T) {
-	r := newRing()
-	binds := newFakeBindings()
-	h := startNode(t, r, nodeOpts{bindings: binds})
-	e := startNode(t, r, nodeOpts{})
-	r.setDefault(h.addr)
-	ua := startUAS(t, "bob", nil)
-	bnd := ua.binding()
-	bnd.Path = []string{"<sip:" + e.addr + ";lr>"}
-	binds.add("sip:bob@"+testDomain, bnd)
-	caller := startUAC(t)
+	h, e, _, ua, caller := edgeCase(t, false)
 
 	c := caller.invite(t, "sip:bob@"+testDomain, h.addr)
 	if res := c.wait(t); res.StatusCode != 200 {
@@ -583,4 +575,42 @@ func TestTimerCAndCancelTimeout(t *testing.T) {
 		t.Fatal("180 not relayed")
 	}
 	t.Logf("408 after %v (Timer C 200ms + cancel timeout 300ms)", el)
+}
+
+// TestInDialogRequestsSentToTheEdge: a caller whose INVITE went in through
+// an edge node A (not bob's home H), and bob registered through A (Path),
+// gets Record-Route [A, H], so its route set is [H, A]. Some callers
+// (SIPp) send the ACK and BYE back to the node they first called, A,
+// instead of to the top Route, H. A must loose-route them to H (RFC 3261
+// 16.4, 16.6 step 7), which sends them back through A to the phone; it
+// used to send them to itself and drop them as a loop.
+func TestInDialogRequestsSentToTheEdge(t *testing.T) {
+	h, a, _, ua, caller := edgeCase(t, false)
+	c := caller.invite(t, "sip:bob@"+testDomain, a.addr)
+	if res := c.wait(t); res.StatusCode != 200 {
+		t.Fatalf("final %d", res.StatusCode)
+	}
+	rrs := c.final.GetHeaders("Record-Route")
+	if len(rrs) != 2 || rrs[0].(*sip.RecordRouteHeader).Address.Port != portOf(a.addr) ||
+		rrs[1].(*sip.RecordRouteHeader).Address.Port != portOf(h.addr) {
+		t.Fatalf("Record-Route %v, want A, H", rrs)
+	}
+	ack := c.inDialog(sip.ACK)
+	ack.SetDestination(a.addr) // not to the top Route (H)
+	if err := caller.client.WriteRequest(ack); err != nil {
+		t.Fatal(err)
+	}
+	ua.log.waitFor(t, c.callID, 2*time.Second, "ACK at the phone", func(es []wireEntry) bool { return has(es, sip.ACK, 0) })
+
+	bye := c.inDialog(sip.BYE)
+	bye.SetDestination(a.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := caller.client.Do(ctx, bye)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("BYE sent to A: %v %v (A saw %v)", res, err, a.log.call(c.callID))
+	}
+	h.log.waitFor(t, c.callID, 2*time.Second, "ACK and BYE at H", func(es []wireEntry) bool {
+		return has(es, sip.ACK, 0) && has(es, sip.BYE, 0)
+	})
 }

@@ -18,12 +18,21 @@ const testDomain = "dsn.test"
 // test nodes. Each node gets a Locator view of it (ring.locator(addr)).
 type ring struct {
 	mu    sync.Mutex
-	homes map[string]string // canonical AOR -> home node SIP address
-	def   string            // home of every other AOR
+	homes map[string]string   // canonical AOR -> home node SIP address
+	def   string              // home of every other AOR
+	alts  map[string][]string // home node SIP address -> its alternates
 	err   error
 }
 
-func newRing() *ring { return &ring{homes: map[string]string{}} }
+func newRing() *ring { return &ring{homes: map[string]string{}, alts: map[string][]string{}} }
+
+// setAlternates makes addrs the alternates (replica holders, in order) of
+// the home node at home.
+func (r *ring) setAlternates(home string, addrs ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.alts[home] = addrs
+}
 
 func (r *ring) setHome(aor, addr string) {
 	r.mu.Lock()
@@ -57,7 +66,11 @@ func (l *ringLocator) Home(_ context.Context, aor string) (Home, error) {
 	if addr == "" {
 		return Home{}, fmt.Errorf("fake ring: no home for %s", aor)
 	}
-	return Home{Self: addr == l.self, Name: "node-" + addr, Addr: addr}, nil
+	h := Home{Self: addr == l.self, Name: "node-" + addr, Addr: addr}
+	for _, a := range l.r.alts[addr] {
+		h.Alternates = append(h.Alternates, Alternate{Self: a == l.self, Name: "node-" + a, Addr: a})
+	}
+	return h, nil
 }
 
 // fakeBindings is a location service in memory.

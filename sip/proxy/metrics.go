@@ -11,6 +11,11 @@ const (
 	RouteLocal RouteKind = "local"
 	// RouteHome: this node is the home node and forked to the bindings.
 	RouteHome RouteKind = "home"
+	// RouteAlternate: another node sent the request here as an alternate
+	// of the callee's home node (the home node did not answer it), and
+	// this node, which holds a replica of the home node's records, forked
+	// to the bindings.
+	RouteAlternate RouteKind = "alternate"
 	// RouteProxy: forwarded to the home node (route mode proxy).
 	RouteProxy RouteKind = "proxy"
 	// RouteRedirect: answered 302 with the home node (route mode redirect).
@@ -37,13 +42,32 @@ const (
 // Event describes one request the proxy has finished with: the final
 // response it sent upstream (Status 0 for ACK, which gets none).
 type Event struct {
-	Method   string
-	Route    RouteKind
-	Mode     RouteMode // the configured route mode
-	Status   int
-	Cancel   bool // the caller cancelled it
-	Duration time.Duration
+	Method    string
+	Route     RouteKind
+	Mode      RouteMode // the configured route mode
+	Status    int
+	Cancel    bool // the caller cancelled it
+	Duration  time.Duration
+	Failovers Failovers
 }
+
+// Failovers counts, by kind, how often a request gave a next hop up (it
+// was silent for the fail-over timeout, answered 503, or failed at the
+// transport) and went on to the next one.
+type Failovers struct {
+	// Target: to the next RFC 3263 target of the same URI (an IMS
+	// domain, a Path hop named by a host name).
+	Target int
+	// Home: from the callee's home node to its next alternate (or from
+	// one alternate to the next).
+	Home int
+	// Path: from the Path edge a phone registered through to the phone
+	// directly (its NAT flow or Contact).
+	Path int
+}
+
+// Total is the number of fail-overs of every kind.
+func (f Failovers) Total() int { return f.Target + f.Home + f.Path }
 
 // Outcome classifies e.
 func (e Event) Outcome() Outcome {

@@ -206,7 +206,8 @@ func (p *Proxy) serveRequest(req *sip.Request, tx sip.ServerTransaction) {
 		ev.Status = p.respond(req, tx, &rejection{code: 302, reason: "Moved Temporarily",
 			headers: []sip.Header{&sip.ContactHeader{Address: *d.redirect}}})
 	default:
-		ev.Status, ev.Cancel = p.runCall(req, tx, work, d, loop, in.inDialog)
+		r := p.runCall(req, tx, work, d, loop, in.inDialog)
+		ev.Status, ev.Cancel, ev.Failovers = r.status, r.cancelled, r.failovers
 	}
 }
 

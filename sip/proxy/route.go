@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/dsn-ims/dsn/sip/registrar"
@@ -18,9 +19,18 @@ import (
 // the phone through the flow it registered on.
 const flowParam = "dsn-flow"
 
+// altParam marks the Route entry with which a node sends a request to an
+// alternate of the callee's home node (<sip:alternate;lr;dsn-alt>) after
+// the home node did not answer: the alternate then serves the callee from
+// the replica of the home node's records even while its own view of the
+// ring still names the failed node as home.
+const altParam = "dsn-alt"
+
 // branchPlan is one target of a request (RFC 3261 16.5): its new
 // Request-URI, the Route values to push on top, and the hops to try in
-// order (RFC 3263 fail-over).
+// order (RFC 3263 fail-over); then, when every hop has failed, the plans
+// chained on next (the home node's alternates, or the phone without the
+// Path edge it registered through).
 type branchPlan struct {
 	ruri   sip.Uri
 	routes []sip.Uri
@@ -28,6 +38,65 @@ type branchPlan struct {
 	// flow is the NAT flow of a binding reached without Path; it goes into
 	// this branch's Record-Route.
 	flow *hop
+	// wait is how long a hop of this plan may stay silent before the
+	// next hop is tried; 0 means Config.FailoverTimeout.
+	wait time.Duration
+	// kind is what moving on to this plan counts as (Event.Failovers);
+	// moving between the hops of one plan counts as failTarget.
+	kind failoverKind
+	// next is tried when every hop of this plan has failed.
+	next *branchPlan
+}
+
+// failoverKind says which Failovers counter a move to the next hop counts
+// in.
+type failoverKind uint8
+
+const (
+	failTarget failoverKind = iota // the next RFC 3263 target
+	failHome                       // the home node's next alternate
+	failPath                       // past a Path edge, toward the phone
+)
+
+func (k failoverKind) String() string {
+	switch k {
+	case failHome:
+		return "home"
+	case failPath:
+		return "path"
+	}
+	return "target"
+}
+
+func (f *Failovers) add(k failoverKind) {
+	switch k {
+	case failHome:
+		f.Home++
+	case failPath:
+		f.Path++
+	default:
+		f.Target++
+	}
+}
+
+// hopCount is the number of hops of bp and of the plans chained after it.
+func (bp *branchPlan) hopCount() int {
+	n := 0
+	for q := bp; q != nil; q = q.next {
+		n += len(q.hops)
+	}
+	return n
+}
+
+// at returns the plan holding the i-th hop of the chain that starts at
+// bp, and the index of that hop within it.
+func (bp *branchPlan) at(i int) (*branchPlan, int) {
+	q := bp
+	for q.next != nil && i >= len(q.hops) {
+		i -= len(q.hops)
+		q = q.next
+	}
+	return q, i
 }
 
 // decision is what to do with a validated request.
@@ -52,6 +121,9 @@ type routeInput struct {
 	viaRoute bool
 	// flow: the dsn-flow parameter of the removed Route entry, if any.
 	flow *hop
+	// alt: a removed Route entry carried dsn-alt: another node sends
+	// the request to this node as an alternate of the callee's home node.
+	alt bool
 	// inDialog: the request has a To tag.
 	inDialog bool
 	src      registrar.Source
@@ -77,6 +149,9 @@ func (p *Proxy) preprocess(req *sip.Request, src registrar.Source) routeInput {
 			if f, ok := parseFlow(v); ok {
 				in.flow = &f
 			}
+		}
+		if routes[0].UriParams.Has(altParam) {
+			in.alt = true
 		}
 		routes = routes[1:]
 	}
@@ -117,6 +192,14 @@ func (p *Proxy) decide(ctx context.Context, in routeInput) decision {
 			}
 			return decision{kind: RouteDialog, branches: []branchPlan{{ruri: ruri, hops: hops}}}
 		}
+	}
+	if in.flow != nil && !in.inDialog && !sameAddr(in.src, in.flow) && !p.id.ownsUser(&ruri) {
+		// The last DSN hop of a Path: the home node named, in this
+		// node's Route entry, the NAT flow the phone registered on here.
+		// Deliver through it, and record-route with it so the rest of
+		// the dialog does too.
+		return decision{kind: RouteExternal, recordRoute: dialogCreating(req.Method),
+			branches: []branchPlan{{ruri: ruri, hops: []hop{*in.flow}, flow: in.flow}}}
 	}
 	var d decision
 	switch number, phone := e164Target(&ruri); {
@@ -213,7 +296,9 @@ func (p *Proxy) routeExternal(ctx context.Context, ruri sip.Uri) decision {
 }
 
 // routeUser routes to a DSN subscriber: find the home node; there, fork to
-// the bindings; elsewhere proxy or redirect to the home node.
+// the bindings; elsewhere proxy or redirect to the home node. A request
+// sent here as an alternate of the home node is served here when this
+// node is one of the home node's alternates in its own view of the ring.
 func (p *Proxy) routeUser(ctx context.Context, in routeInput, ruri sip.Uri) decision {
 	aor, err := registrar.CanonicalAOR("sip:" + ruri.User + "@" + uriHost(p.id.domain))
 	if err != nil {
@@ -224,14 +309,46 @@ func (p *Proxy) routeUser(ctx context.Context, in routeInput, ruri sip.Uri) deci
 		p.log.Warn("home node look-up failed", zap.String("aor", aor), zap.Error(err))
 		return p.unavailable("Home node not reachable")
 	}
-	if !home.Self {
-		if h, port, err := splitHostPort(home.Addr); err == nil && p.id.isSelf(h, port, p.cfg.NodeTransport) {
-			home.Self = true
+	switch {
+	case p.isSelfNode(home.Self, home.Addr):
+		return p.serveUser(ctx, in, aor, RouteHome)
+	case in.alt && p.isAlternate(home):
+		p.log.Info("serving as an alternate of the home node", zap.String("aor", aor),
+			zap.String("home", home.Name), zap.String("home_addr", home.Addr))
+		return p.serveUser(ctx, in, aor, RouteAlternate)
+	case in.alt:
+		// Sent here as an alternate, but this node's ring view does not
+		// make it one (the ring changed): hand it to the home node as
+		// any other request. Max-Forwards and loop detection bound it.
+		p.log.Info("request for an alternate, but this node is none of the home node's; forwarding",
+			zap.String("aor", aor), zap.String("home", home.Name))
+	}
+	return p.routeToHome(ctx, in, ruri, home)
+}
+
+// isSelfNode reports whether a node the Locator names is this node.
+func (p *Proxy) isSelfNode(self bool, addr string) bool {
+	if self {
+		return true
+	}
+	h, port, err := splitHostPort(addr)
+	return err == nil && p.id.isSelf(h, port, p.cfg.NodeTransport)
+}
+
+// isAlternate reports whether this node is one of home's alternates.
+func (p *Proxy) isAlternate(home Home) bool {
+	for _, a := range home.Alternates {
+		if p.isSelfNode(a.Self, a.Addr) {
+			return true
 		}
 	}
-	if !home.Self {
-		return p.routeToHome(ctx, in, ruri, home)
-	}
+	return false
+}
+
+// serveUser forks a request for aor to its live bindings: on the home node
+// (kind RouteHome) or on an alternate of a home node that did not answer
+// (RouteAlternate).
+func (p *Proxy) serveUser(ctx context.Context, in routeInput, aor string, kind RouteKind) decision {
 	bindings, err := p.deps.Bindings.Lookup(ctx, aor)
 	switch {
 	case errors.Is(err, registrar.ErrNotFound), errors.Is(err, registrar.ErrInvalidAOR):
@@ -243,12 +360,13 @@ func (p *Proxy) routeUser(ctx context.Context, in routeInput, ruri sip.Uri) deci
 		return decision{kind: RouteLocal, rej: reject(500, "Location Service Failure",
 			sip.NewHeader("Retry-After", p.retryAfter()))}
 	}
-	d := decision{kind: RouteHome, recordRoute: true}
+	d := decision{kind: kind, recordRoute: true}
+	wait := p.nodeWait(in.req.Method)
 	for i := range bindings {
 		if len(d.branches) == p.cfg.MaxBranches {
 			break
 		}
-		bp, err := p.bindingPlan(ctx, &bindings[i])
+		bp, err := p.bindingPlan(ctx, &bindings[i], wait)
 		if err != nil {
 			p.log.Info("skipping binding", zap.String("aor", aor), zap.String("contact", bindings[i].Contact), zap.Error(err))
 			continue
@@ -261,7 +379,18 @@ func (p *Proxy) routeUser(ctx context.Context, in routeInput, ruri sip.Uri) deci
 	return d
 }
 
-// routeToHome hands a request for a subscriber on to its home node.
+// nodeWait is how long a request of method m may find another DSN node
+// silent before the proxy tries the next one (Config.NodeFailoverTimeout).
+func (p *Proxy) nodeWait(m sip.RequestMethod) time.Duration {
+	if m == sip.INVITE {
+		return p.cfg.NodeFailoverTimeout
+	}
+	return max(p.cfg.NodeFailoverTimeout, p.cfg.FailoverTimeout)
+}
+
+// routeToHome hands a request for a subscriber on to its home node, then,
+// if the home node does not answer, to its alternates in order (each with
+// a Route entry marked dsn-alt, so that it serves the request).
 func (p *Proxy) routeToHome(ctx context.Context, in routeInput, ruri sip.Uri, home Home) decision {
 	if p.cfg.RouteMode == ModeRedirect && in.req.Method == sip.INVITE && !in.inDialog {
 		host, port, err := splitHostPort(home.Addr)
@@ -275,49 +404,112 @@ func (p *Proxy) routeToHome(ctx context.Context, in routeInput, ruri sip.Uri, ho
 		}
 		return decision{kind: RouteRedirect, redirect: &c}
 	}
-	hops, err := p.hopsForNode(ctx, home.Addr)
-	if err != nil {
-		p.log.Warn("home node not locatable", zap.String("home", home.Name), zap.Error(err))
-		return p.unavailable("Home node not reachable")
-	}
 	if !p.id.isDomain(ruri.Host) {
 		// sip:user@<this node>: the home node would not know the user
 		// by this node's address; name the DSN domain instead.
 		ruri = sip.Uri{Scheme: ruri.Scheme, User: ruri.User, Host: uriHost(p.id.domain), UriParams: ruri.UriParams}
 	}
-	return decision{kind: RouteProxy, branches: []branchPlan{{ruri: ruri, hops: hops}}}
+	wait := p.nodeWait(in.req.Method)
+	var plans []branchPlan
+	if hops, err := p.hopsForNode(ctx, home.Addr); err != nil {
+		p.log.Warn("home node not locatable", zap.String("home", home.Name), zap.Error(err))
+	} else {
+		plans = append(plans, branchPlan{ruri: ruri, hops: hops, wait: wait})
+	}
+	for _, a := range home.Alternates {
+		if a.Addr == home.Addr {
+			continue
+		}
+		u, err := p.nodeURI(a.Addr)
+		if err == nil {
+			u.UriParams.Add("lr", "")
+			u.UriParams.Add(altParam, "")
+		}
+		var hops []hop
+		if err == nil {
+			hops, err = p.hopsForURI(ctx, &u)
+		}
+		if err != nil {
+			p.log.Info("alternate not locatable", zap.String("alternate", a.Name), zap.Error(err))
+			continue
+		}
+		plans = append(plans, branchPlan{ruri: ruri, routes: []sip.Uri{u}, hops: hops, wait: wait, kind: failHome})
+	}
+	if len(plans) == 0 {
+		return p.unavailable("Home node not reachable")
+	}
+	return decision{kind: RouteProxy, branches: []branchPlan{chain(plans)}}
+}
+
+// chain links plans in order and returns the first.
+func chain(plans []branchPlan) branchPlan {
+	for i := len(plans) - 2; i >= 0; i-- {
+		plans[i].next = &plans[i+1]
+	}
+	return plans[0]
 }
 
 // bindingPlan is the branch toward one registered contact: through its
 // Path (minus leading entries naming this node), else through its NAT
-// flow, else to the Contact itself.
-func (p *Proxy) bindingPlan(ctx context.Context, b *registrar.Binding) (branchPlan, error) {
-	var bp branchPlan
-	if err := sip.ParseUri(b.Contact, &bp.ruri); err != nil || !isSIP(&bp.ruri) {
-		return bp, fmt.Errorf("proxy: contact %q is not a SIP URI", b.Contact)
+// flow, else to the Contact itself. A Path edge that does not answer
+// within wait (or answers 503, or fails at the transport) is skipped: the
+// branch goes on past it, to the next Path entry or to the phone itself.
+func (p *Proxy) bindingPlan(ctx context.Context, b *registrar.Binding, wait time.Duration) (branchPlan, error) {
+	var ruri sip.Uri
+	if err := sip.ParseUri(b.Contact, &ruri); err != nil || !isSIP(&ruri) {
+		return branchPlan{}, fmt.Errorf("proxy: contact %q is not a SIP URI", b.Contact)
 	}
+	var routes []sip.Uri
+	ownSkipped := false
 	for _, v := range b.Path {
 		var u sip.Uri
 		params := sip.NewParams()
 		if _, err := sip.ParseAddressValue(v, &u, &params); err != nil {
-			return bp, fmt.Errorf("proxy: path %q: %w", v, err)
+			return branchPlan{}, fmt.Errorf("proxy: path %q: %w", v, err)
 		}
-		if len(bp.routes) == 0 && p.id.isSelfURI(&u) {
+		if len(routes) == 0 && p.id.isSelfURI(&u) {
+			ownSkipped = true
 			continue
 		}
-		bp.routes = append(bp.routes, u)
+		routes = append(routes, u)
 	}
+	nat, behindNAT := b.NATTarget()
+	if behindNAT && len(routes) > 0 && !ownSkipped {
+		// The first Path entry is the node that took the REGISTER, and
+		// Received the flow it came in on: tell that node, in its Route
+		// entry, to deliver through the flow (the phone's Contact names
+		// an address behind its NAT).
+		if routes[0].UriParams == nil {
+			routes[0].UriParams = sip.NewParams()
+		}
+		routes[0].UriParams.Add(flowParam, hopFromSource(nat).String())
+	}
+	var plans []branchPlan
+	for i := range routes {
+		hops, err := p.hopsForURI(ctx, &routes[i])
+		if err != nil {
+			p.log.Info("path hop not locatable", zap.String("path", routes[i].String()), zap.Error(err))
+			continue
+		}
+		plans = append(plans, branchPlan{ruri: ruri, routes: routes[i:], hops: hops, wait: wait, kind: failPath})
+	}
+	direct := branchPlan{ruri: ruri, kind: failPath}
 	var err error
-	switch nat, behindNAT := b.NATTarget(); {
-	case len(bp.routes) > 0:
-		bp.hops, err = p.hopsForURI(ctx, &bp.routes[0])
-	case behindNAT:
+	if behindNAT {
 		f := hopFromSource(nat)
-		bp.hops, bp.flow = []hop{f}, &f
-	default:
-		bp.hops, err = p.hopsForURI(ctx, &bp.ruri)
+		direct.hops, direct.flow = []hop{f}, &f
+	} else {
+		direct.hops, err = p.hopsForURI(ctx, &direct.ruri)
 	}
-	return bp, err
+	switch {
+	case err == nil:
+		plans = append(plans, direct)
+	case len(plans) == 0:
+		return branchPlan{}, err
+	default:
+		p.log.Info("contact not locatable, reached only through its Path", zap.String("contact", b.Contact), zap.Error(err))
+	}
+	return chain(plans), nil
 }
 
 // locateFailure answers a request whose next hop DNS cannot name: 404 when
@@ -357,14 +549,16 @@ func routeURIs(req *sip.Request) []sip.Uri {
 }
 
 // setRoutes replaces req's Route header values with routes, top first.
+// The values are prepended one at a time, bottom first: sipgo's
+// PrependHeader caches the last header it is given as the one Route()
+// returns, so prepending them all at once made Route() name the bottom
+// entry, and a request with two Route values left went to the wrong one
+// (an ACK sent to an edge node with Route: <H>, <edge> went back to the
+// edge itself and died as a loop).
 func setRoutes(req *sip.Request, routes []sip.Uri) {
 	for req.RemoveHeader("Route") {
 	}
-	hs := make([]sip.Header, 0, len(routes))
-	for i := range routes {
-		hs = append(hs, &sip.RouteHeader{Address: routes[i]})
-	}
-	if len(hs) > 0 {
-		req.PrependHeader(hs...)
+	for i := len(routes) - 1; i >= 0; i-- {
+		req.PrependHeader(&sip.RouteHeader{Address: routes[i]})
 	}
 }

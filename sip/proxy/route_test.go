@@ -276,6 +276,12 @@ func TestDecideTable(t *testing.T) {
 			want: want{kind: RouteDialog, ruris: []string{"sip:bob@192.168.1.20:5060"}, hops: []string{"udp:203.0.113.5:40001"}},
 		},
 		{
+			name: "edge node of a Path: the initial request goes through the NAT flow the home node names",
+			req: reqText("INVITE", "sip:bob@192.168.1.20:5060",
+				"Route: <sip:"+selfAddr+";lr;dsn-flow=udp:203.0.113.5:40001>"),
+			want: want{kind: RouteExternal, ruris: []string{"sip:bob@192.168.1.20:5060"}, hops: []string{"udp:203.0.113.5:40001"}, rr: true},
+		},
+		{
 			name: "in-dialog from the NATed phone: by Request-URI",
 			req: withToTag(reqText("BYE", "sip:alice@192.0.2.10:5060",
 				"Route: <sip:"+selfAddr+";lr;dsn-flow=udp:203.0.113.5:40001>")),
@@ -547,6 +553,7 @@ func TestConfigValidate(t *testing.T) {
 		"transport":         func(c *Config) { c.NodeTransport = "sctp" },
 		"branches":          func(c *Config) { c.MaxBranches = 0 },
 		"timer C":           func(c *Config) { c.TimerC = 0 },
+		"node failover":     func(c *Config) { c.NodeFailoverTimeout = 0 },
 		"ack wait > ttl":    func(c *Config) { c.AckWait = time.Hour },
 		"retry-after":       func(c *Config) { c.RetryAfter = 1500 * time.Millisecond },
 		"alias":             func(c *Config) { c.Aliases = []string{"a:b:c"} },
@@ -563,5 +570,250 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := New(good, Deps{}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("New without deps: %v", err)
+	}
+}
+
+// planChain describes a branch's chain of plans, one line per plan.
+func planChain(bp branchPlan) []string {
+	var out []string
+	for q := &bp; q != nil; q = q.next {
+		s := q.kind.String() + " " + hopsString(q.hops) + " wait=" + q.wait.String()
+		var rs []string
+		for i := range q.routes {
+			rs = append(rs, q.routes[i].String())
+		}
+		if len(rs) > 0 {
+			s += " route=" + strings.Join(rs, ",")
+		}
+		if q.flow != nil {
+			s += " flow=" + q.flow.String()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+const (
+	altAddr  = "10.0.0.3:5060"
+	edgeAddr = "192.0.2.50:5080"
+)
+
+func TestDecideFailoverChains(t *testing.T) {
+	bob := "sip:bob@" + testDomain
+	altRoute := func(addr string) string { return "sip:" + addr + ";lr;dsn-alt" }
+	cases := []struct {
+		name  string
+		setup func(e *routeEnv)
+		req   []string
+		kind  RouteKind
+		rr    bool
+		chain []string
+	}{
+		{
+			name: "proxy: the home node, then its alternates (this node too) with dsn-alt",
+			setup: func(e *routeEnv) {
+				e.ring.setDefault(otherAddr)
+				e.ring.setAlternates(otherAddr, altAddr, selfAddr)
+			},
+			req:  reqText("INVITE", bob),
+			kind: RouteProxy,
+			chain: []string{
+				"target udp:" + otherAddr + " wait=1s",
+				"home udp:" + altAddr + " wait=1s route=" + altRoute(altAddr),
+				"home udp:" + selfAddr + " wait=1s route=" + altRoute(selfAddr),
+			},
+		},
+		{
+			name: "proxy, non-INVITE: waits FailoverTimeout for a silent node",
+			setup: func(e *routeEnv) {
+				e.ring.setDefault(otherAddr)
+				e.ring.setAlternates(otherAddr, altAddr)
+			},
+			req:  reqText("MESSAGE", bob),
+			kind: RouteProxy,
+			chain: []string{
+				"target udp:" + otherAddr + " wait=4s",
+				"home udp:" + altAddr + " wait=4s route=" + altRoute(altAddr),
+			},
+		},
+		{
+			name: "sent here as an alternate, and this node is one: served from the bindings",
+			setup: func(e *routeEnv) {
+				e.ring.setDefault(otherAddr)
+				e.ring.setAlternates(otherAddr, selfAddr, altAddr)
+				e.b.add(bob, registrar.Binding{Contact: "sip:bob@192.0.2.20:5062"})
+			},
+			req:   reqText("INVITE", bob, "Route: <"+altRoute(selfAddr)+">"),
+			kind:  RouteAlternate,
+			rr:    true,
+			chain: []string{"path udp:192.0.2.20:5062 wait=0s"},
+		},
+		{
+			name: "sent here as an alternate, but this node is none: to the home node",
+			setup: func(e *routeEnv) {
+				e.ring.setDefault(otherAddr)
+				e.b.add(bob, registrar.Binding{Contact: "sip:bob@192.0.2.20:5062"})
+			},
+			req:   reqText("INVITE", bob, "Route: <"+altRoute(selfAddr)+">"),
+			kind:  RouteProxy,
+			chain: []string{"target udp:" + otherAddr + " wait=1s"},
+		},
+		{
+			name: "home node: a Path edge, then the phone directly",
+			setup: func(e *routeEnv) {
+				e.b.add(bob, registrar.Binding{Contact: "sip:bob@192.0.2.20:5062", Path: []string{"<sip:" + edgeAddr + ";lr>"},
+					Received: registrar.Source{Transport: "UDP", Addr: netip.MustParseAddrPort("192.0.2.20:5062")}})
+			},
+			req:  reqText("INVITE", bob),
+			kind: RouteHome,
+			rr:   true,
+			chain: []string{
+				"path udp:" + edgeAddr + " wait=1s route=sip:" + edgeAddr + ";lr",
+				"path udp:192.0.2.20:5062 wait=0s",
+			},
+		},
+		{
+			name: "home node: a Path edge, then the phone's NAT flow",
+			setup: func(e *routeEnv) {
+				e.b.add(bob, registrar.Binding{Contact: "sip:bob@192.168.1.20:5060", Path: []string{"<sip:" + edgeAddr + ";lr>"},
+					Received: registrar.Source{Transport: "UDP", Addr: netip.MustParseAddrPort("203.0.113.5:40001")}})
+			},
+			req:  reqText("INVITE", bob),
+			kind: RouteHome,
+			rr:   true,
+			chain: []string{
+				"path udp:" + edgeAddr + " wait=1s route=sip:" + edgeAddr + ";lr;dsn-flow=udp:203.0.113.5:40001",
+				"path udp:203.0.113.5:40001 wait=0s flow=udp:203.0.113.5:40001",
+			},
+		},
+		{
+			name: "home node: two Path entries are skipped one by one",
+			setup: func(e *routeEnv) {
+				e.b.add(bob, registrar.Binding{Contact: "sip:bob@192.0.2.20:5062",
+					Path: []string{"<sip:" + edgeAddr + ";lr>", "<sip:192.0.2.51:5080;lr>"}})
+			},
+			req:  reqText("INVITE", bob),
+			kind: RouteHome,
+			rr:   true,
+			chain: []string{
+				"path udp:" + edgeAddr + " wait=1s route=sip:" + edgeAddr + ";lr,sip:192.0.2.51:5080;lr",
+				"path udp:192.0.2.51:5080 wait=1s route=sip:192.0.2.51:5080;lr",
+				"path udp:192.0.2.20:5062 wait=0s",
+			},
+		},
+		{
+			name: "home node: a Path edge DNS cannot locate is left out",
+			setup: func(e *routeEnv) {
+				e.b.add(bob, registrar.Binding{Contact: "sip:bob@192.0.2.20:5062", Path: []string{"<sip:edge.nowhere.test;lr>"}})
+			},
+			req:   reqText("INVITE", bob),
+			kind:  RouteHome,
+			rr:    true,
+			chain: []string{"path udp:192.0.2.20:5062 wait=0s"},
+		},
+		{
+			name: "home node: a contact DNS cannot locate is reached only through its Path",
+			setup: func(e *routeEnv) {
+				e.b.add(bob, registrar.Binding{Contact: "sip:bob@phone.nowhere.test", Path: []string{"<sip:" + edgeAddr + ";lr>"}})
+			},
+			req:   reqText("INVITE", bob),
+			kind:  RouteHome,
+			rr:    true,
+			chain: []string{"path udp:" + edgeAddr + " wait=1s route=sip:" + edgeAddr + ";lr"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newRouteEnv(t, nil)
+			tc.setup(e)
+			d, _ := e.decide(t, parseReq(t, tc.req...), callerSrc)
+			if d.rej != nil {
+				t.Fatalf("rejected %d %s", d.rej.code, d.rej.reason)
+			}
+			if d.kind != tc.kind || d.recordRoute != tc.rr {
+				t.Errorf("kind %s rr %v, want %s %v", d.kind, d.recordRoute, tc.kind, tc.rr)
+			}
+			if len(d.branches) != 1 {
+				t.Fatalf("%d branches", len(d.branches))
+			}
+			if got := planChain(d.branches[0]); strings.Join(got, "\n") != strings.Join(tc.chain, "\n") {
+				t.Errorf("chain\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.chain, "\n"))
+			}
+		})
+	}
+}
+
+func TestPlanChainIndexing(t *testing.T) {
+	h := func(port uint16) hop {
+		return hop{Transport: "UDP", Addr: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), port)}
+	}
+	bp := chain([]branchPlan{{hops: []hop{h(1), h(2)}}, {hops: []hop{h(3)}, kind: failHome}, {hops: []hop{h(4)}, kind: failPath}})
+	if n := bp.hopCount(); n != 4 {
+		t.Fatalf("hopCount %d", n)
+	}
+	for i, want := range []uint16{1, 2, 3, 4} {
+		q, j := bp.at(i)
+		if got := q.hops[j].Addr.Port(); got != want {
+			t.Errorf("at(%d) = port %d, want %d", i, got, want)
+		}
+	}
+	var f Failovers
+	for _, k := range []failoverKind{failTarget, failHome, failHome, failPath} {
+		f.add(k)
+	}
+	if f != (Failovers{Target: 1, Home: 2, Path: 1}) || f.Total() != 4 {
+		t.Fatalf("failovers %+v", f)
+	}
+}
+
+// TestSetRoutesTopIsRoute: after setRoutes, Route() is the top entry
+// (sipgo caches the header Route() returns; prepending several at once
+// cached the bottom one).
+func TestSetRoutesTopIsRoute(t *testing.T) {
+	req := parseReq(t, reqText("ACK", "sip:bob@192.0.2.20:5062",
+		"Route: <sip:192.0.2.1:5060;lr>, <sip:192.0.2.2:5060;lr>, <sip:192.0.2.3:5060;lr>")...)
+	routes := routeURIs(req)
+	setRoutes(req, routes)
+	if r := req.Route(); r == nil || r.Address.Host != "192.0.2.1" {
+		t.Fatalf("Route() = %v, want the top entry 192.0.2.1", r)
+	}
+	setRoutes(req, routes[1:])
+	if r := req.Route(); r == nil || r.Address.Host != "192.0.2.2" {
+		t.Fatalf("Route() = %v, want 192.0.2.2", r)
+	}
+	if got := len(req.GetHeaders("Route")); got != 2 {
+		t.Fatalf("%d Route values", got)
+	}
+	setRoutes(req, nil)
+	if req.Route() != nil {
+		t.Fatal("Route() after removing all")
+	}
+}
+
+// TestDecideLooseRouteTwoLeft: a request whose top Route names another
+// node goes there even when more Route values follow (the ACK an edge node
+// got for a dialog whose top Route is the home node).
+func TestDecideLooseRouteTwoLeft(t *testing.T) {
+	e := newRouteEnv(t, nil)
+	req := parseReq(t, withToTag(reqText("ACK", "sip:bob@192.0.2.20:5062",
+		"Route: <sip:"+otherAddr+";lr>, <sip:"+selfAddr+";lr>"))...)
+	d, _ := e.decide(t, req, callerSrc)
+	if d.kind != RouteDialog || len(d.branches) != 1 || hopsString(d.branches[0].hops) != "udp:"+otherAddr {
+		t.Fatalf("got %s %+v, want to %s", d.kind, d.branches, otherAddr)
+	}
+}
+
+// TestLoopHashAlternate: the copy a node sends itself as an alternate of
+// the home node spirals (its dsn-alt Route changes the loop hash).
+func TestLoopHashAlternate(t *testing.T) {
+	e := newRouteEnv(t, nil)
+	first := parseReq(t, reqText("INVITE", "sip:bob@"+testDomain)...)
+	again := parseReq(t, reqText("INVITE", "sip:bob@"+testDomain, "Route: <sip:"+selfAddr+";lr;dsn-alt>")...)
+	plain := parseReq(t, reqText("INVITE", "sip:bob@"+testDomain, "Route: <sip:"+selfAddr+";lr>")...)
+	if e.p.loopHash(first) == e.p.loopHash(again) {
+		t.Fatal("dsn-alt does not change the loop hash")
+	}
+	if e.p.loopHash(first) != e.p.loopHash(plain) {
+		t.Fatal("this node's own plain Route entry changes the loop hash")
 	}
 }

@@ -96,9 +96,10 @@ func (p *Proxy) looped(req *sip.Request, loopHash string) bool {
 // loopHash hashes what decides where a request goes (RFC 3261 16.6 step 8,
 // without the topmost Via as RFC 5393 requires): the Request-URI as
 // received, the From and To tags, Call-ID, CSeq number, Proxy-Require,
-// Proxy-Authorization and the Route values other than this node's. A
-// request that comes back with all of these unchanged is looping; a
-// changed one (e.g. a retargeted Request-URI) is spiralling.
+// Proxy-Authorization and the Route values other than this node's (of
+// this node's own, only a dsn-alt mark counts). A request that comes back
+// with all of these unchanged is looping; a changed one (e.g. a
+// retargeted Request-URI) is spiralling.
 func (p *Proxy) loopHash(req *sip.Request) string {
 	h := fnv.New64a()
 	w := func(s string) {
@@ -125,6 +126,12 @@ func (p *Proxy) loopHash(req *sip.Request) string {
 	}
 	for _, hd := range req.GetHeaders("Route") {
 		if r, ok := hd.(*sip.RouteHeader); ok && p.id.isSelfURI(&r.Address) {
+			if r.Address.UriParams.Has(altParam) {
+				// Sent here as an alternate of the home node: a
+				// request this node gave the home node, and now serves
+				// itself, spirals (it may be its own alternate).
+				w(altParam)
+			}
 			continue
 		}
 		w(hd.Value())
