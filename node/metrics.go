@@ -25,6 +25,7 @@ type metrics struct {
 	callSeconds   *prometheus.HistogramVec
 	lookups       *prometheus.CounterVec
 	lookupHops    prometheus.Histogram
+	failovers     *prometheus.CounterVec
 }
 
 // observeCall records one request the proxy finished.
@@ -34,6 +35,9 @@ func (m *metrics) observeCall(e proxy.Event) {
 	if e.Method == "INVITE" {
 		m.callSeconds.WithLabelValues(string(e.Route)).Observe(e.Duration.Seconds())
 	}
+	m.failovers.WithLabelValues("target").Add(float64(e.Failovers.Target))
+	m.failovers.WithLabelValues("home").Add(float64(e.Failovers.Home))
+	m.failovers.WithLabelValues("path").Add(float64(e.Failovers.Path))
 }
 
 // observeLookup records one home-node lookup.
@@ -83,7 +87,10 @@ func newMetrics() *metrics {
 	m.lookupHops = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "dsn_dht_lookup_hops", Help: "Remote hops per home-node lookup.", Buckets: []float64{0, 1, 2, 3, 4, 5, 6, 8, 10, 15},
 	})
-	m.reg.MustRegister(m.registrations, m.calls, m.callSeconds, m.lookups, m.lookupHops)
+	m.failovers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dsn_sip_failovers_total", Help: "Next hops given up for the next one: target (RFC 3263), home (a silent home node, to its alternates), path (a dead Path edge, to the phone directly).",
+	}, []string{"kind"})
+	m.reg.MustRegister(m.registrations, m.calls, m.callSeconds, m.lookups, m.lookupHops, m.failovers)
 	m.reg.MustRegister(m.dnsUpdates, m.deletionsSent, m.repFailures, m.isRep, m.repSetSize)
 	m.reg.MustRegister(m.sipRequests, m.ringEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -326,11 +327,14 @@ func Eventually(t TB, d time.Duration, what string, cond func() error) {
 	t.Fatalf("%s: not reached within %s: %v", what, d, err)
 }
 
-// ringConsistent checks that the live processes form one ring: every
-// node's successor is the next ID among them.
+// RingConsistent checks that the live processes form one ring: every
+// node's predecessor is the previous ID among them and its successor list
+// starts with the next min(N-1, 3) IDs in order (lookups answer from
+// successor lists, so a list still missing a new node gives wrong owners).
 func RingConsistent(ps []*Proc) error {
 	type entry struct {
-		id, name, succ, pred string
+		id, name, pred string
+		succs          []string
 	}
 	var es []entry
 	for _, p := range ps {
@@ -339,28 +343,28 @@ func RingConsistent(ps []*Proc) error {
 			return err
 		}
 		e := entry{id: st.ID, name: st.Name}
-		if len(st.Successors) > 0 {
-			e.succ = st.Successors[0].Name
+		for _, s := range st.Successors {
+			e.succs = append(e.succs, s.Name)
 		}
 		if st.Predecessor != nil {
 			e.pred = st.Predecessor.Name
 		}
 		es = append(es, e)
 	}
-	for i := range es {
-		for j := i + 1; j < len(es); j++ {
-			if es[j].id < es[i].id {
-				es[i], es[j] = es[j], es[i]
+	sort.Slice(es, func(i, j int) bool { return es[i].id < es[j].id })
+	n := len(es)
+	if n < 2 {
+		return nil
+	}
+	depth := min(n-1, 3)
+	for i, e := range es {
+		for k := 0; k < depth; k++ {
+			want := es[(i+1+k)%n].name
+			if len(e.succs) <= k || e.succs[k] != want {
+				return fmt.Errorf("%s: successor[%d] is %v, want %q", e.name, k, e.succs, want)
 			}
 		}
-	}
-	for i, e := range es {
-		want := es[(i+1)%len(es)].name
-		if len(es) > 1 && e.succ != want {
-			return fmt.Errorf("%s: successor %q, want %q", e.name, e.succ, want)
-		}
-		wantPred := es[(i-1+len(es))%len(es)].name
-		if len(es) > 1 && e.pred != wantPred {
+		if wantPred := es[(i-1+n)%n].name; e.pred != wantPred {
 			return fmt.Errorf("%s: predecessor %q, want %q", e.name, e.pred, wantPred)
 		}
 	}

@@ -47,6 +47,11 @@ type leg struct {
 	timers   []func() bool // fail-over and cancel timers of the current hop
 	timerC   func() bool
 	got2xx   bool
+	// final: the current hop sent a final response. Its client
+	// transaction must then run to completion, because for a non-2xx
+	// final response of an INVITE it is the transaction that sends the
+	// ACK (RFC 3261 17.1.1.3); terminating it on fail-over lost the ACK.
+	final bool
 }
 
 type call struct {
@@ -195,6 +200,9 @@ func (c *call) handle(ev event) {
 			}
 			return
 		}
+		if ev.res.StatusCode >= 200 {
+			c.legs[ev.branch].final = true
+		}
 		acts = c.rc.onResponse(ev.branch, c.upstream(ev.res))
 	case evTxFailed:
 		acts = c.rc.onFailure(ev.branch, ev.hop, c.synth(failureCode(ev.err)))
@@ -243,9 +251,15 @@ func (c *call) startHop(i int) {
 	hopIdx := c.rc.branches[i].hop
 	stopTimers(l)
 	if l.tx != nil {
-		l.tx.Terminate() // fail-over: stop retransmitting to the old hop
+		// Fail-over: a silent hop's transaction is stopped (no more
+		// retransmissions to it); one that answered with a final response
+		// is left to finish, so that it ACKs that response.
+		if !l.final {
+			l.tx.Terminate()
+		}
 		l.tx = nil
 	}
+	l.final = false
 	plan, j := l.plan.at(hopIdx)
 	h := plan.hops[j]
 	l.branchID = p.newBranch(c.loop)
