@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"flag"
 	"fmt"
@@ -8,13 +9,18 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/dsn-ims/dsn/dnsreport/dnsserver"
 	"github.com/dsn-ims/dsn/node"
+	"github.com/miekg/dns"
 )
+
+// devENUMPrefix is the number range -dev maps to the DSN domain in ENUM.
+const devENUMPrefix = "+1555"
 
 // applyDevDefaults switches unset flags to loopback, self-contained values.
 func applyDevDefaults(o *options, fs *flag.FlagSet) {
@@ -61,6 +67,22 @@ func startDev(o *options, log *zap.Logger) (*devEnv, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("embedded DNS server: %w", err)
 	}
+	// ENUM: every number starting +1555 maps to sip:+1555...@<domain>, so
+	// a phone registered as +15550001 can be called as tel:+15550001.
+	naptr, err := dnsreport.ENUMPrefixRecord(devENUMPrefix, o.domain, "", 5*time.Minute)
+	if err == nil {
+		var client *dnsreport.Client
+		if client, err = dnsreport.NewClient(dnsreport.ClientConfig{Servers: []string{srv.Addr()}, Timeout: 2 * time.Second}, &key); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err = client.Update(ctx, dnsreport.Change{Zone: dnsreport.DefaultENUMSuffix, Add: []dns.RR{naptr}})
+			cancel()
+		}
+	}
+	if err != nil {
+		srv.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("provisioning ENUM in the embedded DNS server: %w", err)
+	}
 	if o.dnsServer == "" {
 		o.dnsServer = srv.Addr()
 		o.tsigKeyFile = keyFile
@@ -94,9 +116,12 @@ Register a phone: any SIP softphone with user alice, domain %[2]s, proxy %[1]s
   sipp -sf sip/proxy/testdata/sipp/uas.xml -i 127.0.0.1 -p 5070 -m 1 &         # the phone answers one call
 Place a call to it:
   sipp %[1]s -sf sip/proxy/testdata/sipp/uac.xml -s alice -key domain %[2]s -i 127.0.0.1 -p 5080 -m 1
+Numbers: ENUM maps %[7]s... to sip:%[7]s...@%[2]s, so a phone registered as user +15550001 is
+reachable as tel:+15550001 (the node resolves ENUM in the embedded DNS):
+  dig @%[4]s -p %[5]s 1.0.0.0.5.5.5.1.e164.arpa NAPTR
 Look at it:
   curl 'http://%[3]s/v1/bindings?aor=sip:alice@%[2]s'
   dig @%[4]s -p %[5]s _sip._udp.%[2]s SRV
 Stop with Ctrl-C (graceful leave: the node withdraws its DNS records first).
-`, sipAddr, d.domain, n.AdminAddr(), dnsHost, dnsPort, d.keyFile)
+`, sipAddr, d.domain, n.AdminAddr(), dnsHost, dnsPort, d.keyFile, devENUMPrefix)
 }

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +31,7 @@ func TestDevModeInstructionsWork(t *testing.T) {
 		return nil
 	})
 	out := p.Stdout()
-	for _, want := range []string{"development mode", "register.xml", "uac.xml", "_sip._udp.dsn.local SRV"} {
+	for _, want := range []string{"development mode", "register.xml", "uac.xml", "_sip._udp.dsn.local SRV", "tel:+15550001"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("instructions lack %q:\n%s", want, out)
 		}
@@ -41,6 +43,22 @@ func TestDevModeInstructionsWork(t *testing.T) {
 	uas := fleet.StartSIPp(t, "", "-sf", scenarios+"uas.xml", "-i", "127.0.0.1", "-p", itoa(phone), "-m", "1",
 		"-timeout", "20s", "-timeout_error")
 	uac := fleet.StartSIPp(t, p.SIP, "-sf", scenarios+"uac.xml", "-s", "alice", "-key", "domain", "dsn.local",
+		"-i", "127.0.0.1", "-p", itoa(fleet.FreeUDPPort(t, "127.0.0.1")), "-m", "1", "-timeout", "20s", "-timeout_error")
+	uac.Wait(t, 30*time.Second)
+	uas.Wait(t, 10*time.Second)
+
+	// The printed number: a phone registered as +15550001 is reachable as
+	// tel:+15550001 through ENUM in the embedded DNS.
+	num := fleet.FreeUDPPort(t, "127.0.0.1")
+	fleet.SIPp(t, p.SIP, "-sf", scenarios+"register.xml", "-s", "+15550001", "-key", "domain", "dsn.local",
+		"-i", "127.0.0.1", "-p", itoa(num), "-m", "1")
+	uas = fleet.StartSIPp(t, "", "-sf", scenarios+"uas.xml", "-i", "127.0.0.1", "-p", itoa(num), "-m", "1",
+		"-timeout", "20s", "-timeout_error")
+	inf := filepath.Join(t.TempDir(), "callee.csv")
+	if err := os.WriteFile(inf, []byte("SEQUENTIAL\ntel:+15550001\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	uac = fleet.StartSIPp(t, p.SIP, "-sf", "testdata/uac_uri.xml", "-inf", inf, "-key", "uriparams", "",
 		"-i", "127.0.0.1", "-p", itoa(fleet.FreeUDPPort(t, "127.0.0.1")), "-m", "1", "-timeout", "20s", "-timeout_error")
 	uac.Wait(t, 30*time.Second)
 	uas.Wait(t, 10*time.Second)
