@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	stdlog "log"
 	"math/rand"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -110,6 +112,17 @@ type Cluster struct {
 	node *dht.Node
 	ml   *memberlist.Memberlist
 
+	keysMu     sync.Mutex // serialises SetKeys
+	gossipKeys *memberlist.Keyring
+
+	// members mirrors memberlist's live members, by node name, from its
+	// event callbacks: the *Node values memberlist.Members returns are
+	// rewritten by its gossip without a lock the caller could take.
+	membersMu sync.Mutex
+	members   map[string]dht.Peer
+
+	gossipLog *gossipLog
+
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -138,10 +151,18 @@ func (c *Cluster) background(f func()) {
 	}()
 }
 
-// Start brings a member up: it listens, creates or joins the ring, and
-// starts the maintenance driver. observer (may be nil) receives ring
-// events; it must not block.
+// Start is StartKeys with a single cluster key.
 func Start(cfg Config, key []byte, logger *zap.Logger, observer func(dht.Event)) (*Cluster, error) {
+	return StartKeys(cfg, [][]byte{key}, logger, observer)
+}
+
+// StartKeys brings a member up: it listens, creates or joins the ring, and
+// starts the maintenance driver. keys are the cluster keys (see
+// tcp.ValidateKeys), the primary first: gossip is encrypted with the
+// primary and decrypted with any of them, and DHT RPC authenticates with
+// any key both sides hold, preferring the primary. observer (may be nil)
+// receives ring events; it must not block.
+func StartKeys(cfg Config, keys [][]byte, logger *zap.Logger, observer func(dht.Event)) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -149,12 +170,17 @@ func Start(cfg Config, key []byte, logger *zap.Logger, observer func(dht.Event))
 		logger = zap.NewNop()
 	}
 	log := logger.Named("cluster")
-	tr, err := tcp.New(cfg.TCP, key, logger.Named("tcp"))
+	tr, err := tcp.New(cfg.TCP, keys, logger.Named("tcp"))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	gossipKeys, err := newGossipKeyring(keys)
+	if err != nil {
+		tr.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	self := dht.Peer{ID: dht.NodeID(cfg.Name), Name: cfg.Name, Addr: tr.Addr(), Meta: cfg.Meta}
-	c := &Cluster{cfg: cfg, log: log, tr: tr, done: make(chan struct{})}
+	c := &Cluster{cfg: cfg, log: log, tr: tr, gossipKeys: gossipKeys, members: make(map[string]dht.Peer), done: make(chan struct{})}
 	node, err := dht.New(cfg.DHT, self, dht.Deps{
 		Transport: tr, Logger: logger.Named("dht"), Observer: observer,
 		Rand: rand.New(rand.NewSource(time.Now().UnixNano())),
@@ -173,10 +199,11 @@ func Start(cfg Config, key []byte, logger *zap.Logger, observer func(dht.Event))
 	mlc.Name = cfg.Name
 	mlc.PushPullInterval = cfg.PushPullInterval
 	mlc.Transport = tr.Memberlist()
-	mlc.SecretKey = gossipKey(key)
+	mlc.Keyring = gossipKeys
 	mlc.Delegate = &metaDelegate{self: self}
 	mlc.Events = &events{c: c}
-	mlc.Logger = stdlog.New(gossipLog{logger.Named("gossip")}, "", 0)
+	c.gossipLog = &gossipLog{l: logger.Named("gossip")}
+	mlc.Logger = stdlog.New(c.gossipLog, "", 0)
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
 		tr.Close()
@@ -185,8 +212,7 @@ func Start(cfg Config, key []byte, logger *zap.Logger, observer func(dht.Event))
 	c.ml = ml
 
 	if err := c.joinRing(); err != nil {
-		_ = ml.Shutdown()
-		tr.Close()
+		c.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -199,15 +225,6 @@ func Start(cfg Config, key []byte, logger *zap.Logger, observer func(dht.Event))
 	log.Info("cluster: member up", zap.String("name", cfg.Name), zap.String("id", self.ID.String()),
 		zap.String("addr", self.Addr), zap.Strings("join", cfg.Join))
 	return c, nil
-}
-
-// gossipKey adapts the cluster key to memberlist's AES key sizes.
-func gossipKey(key []byte) []byte {
-	switch len(key) {
-	case 16, 24, 32:
-		return key
-	}
-	return nil
 }
 
 func (c *Cluster) joinRing() error {
@@ -244,15 +261,37 @@ func (c *Cluster) Node() *dht.Node { return c.node }
 // Transport returns the network transport (for its statistics).
 func (c *Cluster) Transport() *tcp.Transport { return c.tr }
 
-// Members returns the live members memberlist knows, as ring peers.
+// Members returns the live members memberlist knows, as ring peers,
+// ordered by ring ID.
 func (c *Cluster) Members() []dht.Peer {
-	var out []dht.Peer
-	for _, m := range c.ml.Members() {
-		if p, ok := decodeMeta(m.Meta); ok {
-			out = append(out, p)
-		}
+	c.membersMu.Lock()
+	out := make([]dht.Peer, 0, len(c.members))
+	for _, p := range c.members {
+		out = append(out, p)
 	}
+	c.membersMu.Unlock()
+	slices.SortFunc(out, func(a, b dht.Peer) int { return cmp.Compare(a.ID, b.ID) })
 	return out
+}
+
+// setMember records a live member's ring identity (meta that does not
+// decode leaves the member out, as before it joined).
+func (c *Cluster) setMember(n *memberlist.Node) (dht.Peer, bool) {
+	p, ok := decodeMeta(n.Meta)
+	c.membersMu.Lock()
+	defer c.membersMu.Unlock()
+	if ok {
+		c.members[n.Name] = p
+	} else {
+		delete(c.members, n.Name)
+	}
+	return p, ok
+}
+
+func (c *Cluster) dropMember(name string) {
+	c.membersMu.Lock()
+	delete(c.members, name)
+	c.membersMu.Unlock()
 }
 
 // Leave departs gracefully: hands records to the successor, tells the
@@ -288,6 +327,7 @@ func (c *Cluster) Close() {
 			<-c.done
 		}
 		_ = c.ml.Shutdown()
+		c.gossipLog.silence()
 		_ = c.tr.Close()
 	})
 }
@@ -326,11 +366,13 @@ func decodeMeta(b []byte) (dht.Peer, bool) {
 	return dht.Peer{ID: dht.ID(id), Name: m.Name, Addr: m.Addr, Meta: m.Meta}, true
 }
 
-// events feeds memberlist's view into the ring.
+// events feeds memberlist's view into the ring and the member table.
+// memberlist calls it with its node lock held: n is read here, and only
+// here.
 type events struct{ c *Cluster }
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
-	if p, ok := decodeMeta(n.Meta); ok && p.ID != e.c.node.Self().ID {
+	if p, ok := e.c.setMember(n); ok && p.ID != e.c.node.Self().ID {
 		e.c.background(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), e.c.cfg.DHT.RPCTimeout)
 			defer cancel()
@@ -340,18 +382,35 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 }
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
+	e.c.dropMember(n.Name)
 	if p, ok := decodeMeta(n.Meta); ok && p.ID != e.c.node.Self().ID {
 		e.c.background(func() { e.c.node.Suspect(p) })
 	}
 }
 
-func (e *events) NotifyUpdate(*memberlist.Node) {}
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.c.setMember(n) }
 
 // gossipLog routes memberlist's "[LEVEL] memberlist: ..." lines to zap at
-// the matching level.
-type gossipLog struct{ l *zap.Logger }
+// the matching level, until silenced: memberlist's Shutdown does not wait
+// for its goroutines, and no line may be logged once Close returned.
+type gossipLog struct {
+	l        *zap.Logger
+	mu       sync.RWMutex
+	silenced bool
+}
 
-func (g gossipLog) Write(p []byte) (int, error) {
+func (g *gossipLog) silence() {
+	g.mu.Lock()
+	g.silenced = true
+	g.mu.Unlock()
+}
+
+func (g *gossipLog) Write(p []byte) (int, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.silenced {
+		return len(p), nil
+	}
 	msg := strings.TrimSpace(string(p))
 	switch {
 	case strings.HasPrefix(msg, "[ERR]"):

@@ -11,6 +11,13 @@
 // neighbours is the ring's own probing (dht.Node.ProbeNeighbors, about a
 // second), not memberlist's (4-7 s with its presets).
 //
+// Keys: StartKeys takes the cluster keys, the primary first (Start takes
+// a single key). DHT RPC authenticates with any key both sides hold;
+// memberlist gets a keyring that encrypts gossip with the primary and
+// decrypts with any key. SetKeys changes both at run time; the rotation
+// procedure (add the new key as secondary everywhere, make it primary
+// everywhere, remove the old one) is in the dht/tcp documentation.
+//
 // Start returns once the node has created or joined a ring. Cluster's
 // methods are safe for concurrent use; Leave and Close block until done.
 package cluster

@@ -17,8 +17,18 @@ type handshakeResult struct {
 	err  error
 }
 
+// ringOf builds a keyring from keys, the first the primary.
+func ringOf(t testing.TB, keys ...[]byte) *keyring {
+	t.Helper()
+	r, err := newKeyring(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // handshakePair runs both sides of the handshake over an in-memory pipe.
-func handshakePair(t *testing.T, clientKey, serverKey []byte) (client, server handshakeResult) {
+func handshakePair(t *testing.T, clientRing, serverRing *keyring) (client, server handshakeResult) {
 	t.Helper()
 	cc, sc := net.Pipe()
 	defer cc.Close()
@@ -28,18 +38,18 @@ func handshakePair(t *testing.T, clientKey, serverKey []byte) (client, server ha
 		var r handshakeResult
 		var prefix [1]byte
 		if _, r.err = io.ReadFull(sc, prefix[:]); r.err == nil {
-			r.sess, r.err = serverHandshake(sc, serverKey, rand.Reader)
+			r.sess, r.err = serverHandshake(sc, serverRing, rand.Reader)
 		}
 		_ = sc.Close() // unblocks a client still waiting after a failure
 		done <- r
 	}()
-	client.sess, client.err = clientHandshake(cc, clientKey, rand.Reader, prefixDHT)
+	client.sess, client.err = clientHandshake(cc, clientRing, rand.Reader, prefixDHT)
 	_ = cc.Close()
 	return client, <-done
 }
 
 func TestHandshakeSameKey(t *testing.T) {
-	c, s := handshakePair(t, keyA, keyA)
+	c, s := handshakePair(t, ringOf(t, keyA), ringOf(t, keyA))
 	if c.err != nil || s.err != nil {
 		t.Fatalf("handshake failed: client %v, server %v", c.err, s.err)
 	}
@@ -60,7 +70,7 @@ func TestHandshakeSameKey(t *testing.T) {
 }
 
 func TestHandshakeWrongKey(t *testing.T) {
-	c, s := handshakePair(t, keyB, keyA)
+	c, s := handshakePair(t, ringOf(t, keyB), ringOf(t, keyA))
 	if !errors.Is(c.err, dht.ErrUnauthenticated) {
 		t.Errorf("client error = %v, want ErrUnauthenticated", c.err)
 	}
@@ -76,7 +86,7 @@ func serverOnPipe(t *testing.T) (net.Conn, <-chan error) {
 	t.Cleanup(func() { _ = cc.Close() })
 	done := make(chan error, 1)
 	go func() {
-		_, err := serverHandshake(sc, keyA, rand.Reader)
+		_, err := serverHandshake(sc, ringOf(t, keyA), rand.Reader)
 		_ = sc.Close()
 		done <- err
 	}()
@@ -137,7 +147,7 @@ func sealFrames(t *testing.T, s session, payloads ...[]byte) []byte {
 }
 
 func TestFrameRejectsTamperingReplayAndReorder(t *testing.T) {
-	c, s := handshakePair(t, keyA, keyA)
+	c, s := handshakePair(t, ringOf(t, keyA), ringOf(t, keyA))
 	if c.err != nil || s.err != nil {
 		t.Fatalf("handshake: %v, %v", c.err, s.err)
 	}
@@ -172,7 +182,7 @@ func TestFrameRejectsTamperingReplayAndReorder(t *testing.T) {
 
 // An oversized length prefix is refused from the header alone.
 func TestFrameOversizedHeader(t *testing.T) {
-	c, s := handshakePair(t, keyA, keyA)
+	c, s := handshakePair(t, ringOf(t, keyA), ringOf(t, keyA))
 	if c.err != nil || s.err != nil {
 		t.Fatalf("handshake: %v, %v", c.err, s.err)
 	}

@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"context"
+	"crypto/rand"
 	"io"
 	"net"
 	"testing"
@@ -109,4 +110,39 @@ func BenchmarkRawTCPEcho(b *testing.B) {
 	}
 	_ = c.Close()
 	<-done
+}
+
+// BenchmarkHandshake measures one authentication over an in-memory pipe:
+// with equal primaries (one round), and mid-rotation, when the dialer
+// asks for the listener's other proofs (two rounds, four keys tried).
+func BenchmarkHandshake(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		cli, srv [][]byte
+	}{
+		{"same-primary", [][]byte{key1}, [][]byte{key1}},
+		{"rotating", [][]byte{key2, key1}, [][]byte{key1, key2}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cr, sr := ringOf(b, bc.cli...), ringOf(b, bc.srv...)
+			for b.Loop() {
+				cc, sc := net.Pipe()
+				done := make(chan error, 1)
+				go func() {
+					var prefix [1]byte
+					_, err := io.ReadFull(sc, prefix[:])
+					if err == nil {
+						_, err = serverHandshake(sc, sr, rand.Reader)
+					}
+					done <- err
+				}()
+				_, err := clientHandshake(cc, cr, rand.Reader, prefixDHT)
+				if serr := <-done; err != nil || serr != nil {
+					b.Fatal(err, serr)
+				}
+				_ = cc.Close()
+				_ = sc.Close()
+			}
+		})
+	}
 }

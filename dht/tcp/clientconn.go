@@ -17,6 +17,8 @@ import (
 type clientConn struct {
 	*frameConn
 	t      *Transport
+	ring   *keyring // the keyring it was authenticated with
+	sess   session
 	addr   string
 	nextID atomic.Uint64
 
@@ -32,6 +34,7 @@ type clientConn struct {
 	inflight  int
 	used      bool // a call was started on it before
 	idleSince time.Time
+	retired   bool // SetKeys: take no new calls, close after the last one
 }
 
 // roundTrip sends req (assigning its ID) and waits for the response, for

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Config holds the transport's tunables. Dependencies (the cluster key,
+// Config holds the transport's tunables. Dependencies (the cluster keys,
 // the logger) are arguments of New, not fields here.
 type Config struct {
 	// BindAddr is the "host:port" the transport listens on, with TCP (DHT
@@ -149,14 +149,4 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("bad port %q in %q", portStr, addr)
 	}
 	return host, int(port), nil
-}
-
-// validateKey checks the cluster key: an AES key length, like memberlist's
-// SecretKey, so one key file can serve both.
-func validateKey(key []byte) error {
-	switch len(key) {
-	case 16, 24, 32:
-		return nil
-	}
-	return fmt.Errorf("dht/tcp: cluster key must be 16, 24 or 32 bytes, got %d", len(key))
 }

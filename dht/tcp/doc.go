@@ -16,18 +16,56 @@
 //
 // # Authentication and encryption
 //
-// A DHT connection is usable only by peers holding the shared cluster key
-// (16, 24 or 32 bytes). The dialer and the listener exchange 32-byte random
-// nonces and each proves the key with an HKDF-SHA256 value over both nonces
-// and its role; the dialer checks the listener's proof before sending its
-// own. Mutual proofs over fresh nonces stop replay, distinct role labels
-// stop reflection. From the same HKDF come one AES-256-GCM key per
-// direction. Every later frame is sealed with its direction's key and a
-// nonce that is the frame's sequence number, never sent: a forged,
-// replayed, dropped or reordered frame fails authentication and closes the
-// connection. A caller with the wrong key, or a listener with the wrong key,
-// gets an error wrapping dht.ErrUnauthenticated (and dht.ErrUnreachable);
-// Stats counts rejected handshakes on both sides. See auth.go and frame.go.
+// A DHT connection is usable only by peers that share a cluster key. Each
+// Transport holds a keyring of 1 to MaxKeys keys of 16, 24 or 32 bytes (New,
+// SetKeys), the first its primary. The dialer and the listener exchange
+// 32-byte random nonces and each proves a key with an HKDF-SHA256 value over
+// both nonces and its role. The listener proves its primary; when that is
+// not the dialer's primary, the dialer asks for the proofs of the listener's
+// other keys (one more round trip) and proves the first key of its own ring
+// that the listener holds, so its primary whenever the listener has it. The
+// listener accepts a proof made with any key of its ring. The dialer checks
+// the listener's proof before sending its own. Any two nodes that share at
+// least one key connect; with one key each, or equal primaries, the exchange
+// is exactly the single-key handshake of earlier builds, which still
+// interoperate. Mutual proofs over fresh nonces stop replay, distinct role
+// labels stop reflection. From the same HKDF, with the key both proved, come
+// one AES-256-GCM key per direction. Every later frame is sealed with its
+// direction's key and a nonce that is the frame's sequence number, never
+// sent: a forged, replayed, dropped or reordered frame fails authentication
+// and closes the connection. A caller or a listener that shares no key with
+// its peer gets an error wrapping dht.ErrUnauthenticated (and
+// dht.ErrUnreachable); Stats counts rejected handshakes on both sides. Which
+// key a peer used is logged as its index in this node's ring and its KeyID
+// (a public fingerprint; keys are never logged): at debug level, or at info
+// level when it was not this node's primary, which
+// Stats.SecondaryKeyHandshakes also counts. See auth.go, keyring.go and
+// frame.go.
+//
+// # Key rotation
+//
+// memberlist encrypts gossip with its primary key only (and decrypts with
+// any), so every node's primary must be in every other node's ring.
+// Rotating the cluster from key K1 to K2 without downtime takes three
+// steps, each finished on every node before the next one starts. A step
+// is a restart with the new key file, one node at a time, or a call to
+// cluster.Cluster.SetKeys (this package's SetKeys plus the gossip
+// keyring) on each node:
+//
+//  1. Add K2 as a secondary key everywhere: rings [K1 K2]. Nothing changes
+//     on the wire; every node can now decrypt and verify K2.
+//  2. Make K2 the primary everywhere: rings [K2 K1]. Switched nodes gossip
+//     and dial with K2, which every node holds; the others still use K1,
+//     which every node holds too.
+//  3. Remove K1 everywhere: rings [K2]. No node uses K1 any more.
+//
+// At every point each node holds every other node's primary, so gossip
+// and DHT RPC never stop. Skipping step 1 (a primary that peers lack)
+// cuts the node off from gossip. Check each step in the logs: "listening"
+// and "cluster keys changed" list the KeyID of every key, primary first,
+// and every node's Stats.SecondaryKeyHandshakes must have stopped growing
+// before step 3. With SetKeys, existing connections follow the change as
+// SetKeys describes: none fails while the procedure is followed.
 //
 // # Wire format
 //
@@ -75,7 +113,8 @@
 //
 // # Concurrency
 //
-// All methods of Transport are safe for concurrent use. New returns once
+// All methods of Transport, SetKeys included, are safe for concurrent
+// use. New returns once
 // the sockets are bound and accepting; Serve does not block; the
 // dht.Transport methods block until the response, the context's end or the
 // connection's loss. Close blocks until every goroutine the transport

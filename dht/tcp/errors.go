@@ -91,4 +91,5 @@ var (
 	errClosed     = fmt.Errorf("dht/tcp: transport closed: %w", dht.ErrStopped)
 	errConnLost   = errors.New("dht/tcp: connection lost")
 	errIdleClosed = errors.New("dht/tcp: idle connection closed")
+	errKeyRetired = errors.New("dht/tcp: connection closed after a cluster key change")
 )

@@ -123,15 +123,22 @@ func (h *fakeHandler) HandleSync(ctx context.Context, d dht.Digest) (dht.DigestR
 	return fixReply, h.enter(ctx, "sync", d)
 }
 
-// newTransport starts a transport on 127.0.0.1:0 that is closed when the
-// test ends. mod, when non-nil, adjusts LocalConfig first.
+// newTransport starts a transport with one cluster key on 127.0.0.1:0
+// that is closed when the test ends. mod, when non-nil, adjusts
+// LocalConfig first.
 func newTransport(t testing.TB, key []byte, h dht.Handler, mod func(*Config)) *Transport {
+	t.Helper()
+	return newTransportKeys(t, [][]byte{key}, h, mod)
+}
+
+// newTransportKeys is newTransport with a keyring.
+func newTransportKeys(t testing.TB, keys [][]byte, h dht.Handler, mod func(*Config)) *Transport {
 	t.Helper()
 	cfg := LocalConfig()
 	if mod != nil {
 		mod(&cfg)
 	}
-	tr, err := New(cfg, key, testLogger(t))
+	tr, err := New(cfg, keys, testLogger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

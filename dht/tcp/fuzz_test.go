@@ -47,3 +47,33 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		}
 	}
 }
+
+// scripted is one side of a handshake: it reads the peer's bytes from in
+// and discards what it writes.
+type scripted struct{ in *bytes.Reader }
+
+func (s scripted) Read(p []byte) (int, error)  { return s.in.Read(p) }
+func (s scripted) Write(p []byte) (int, error) { return len(p), nil }
+
+// FuzzHandshake plays arbitrary bytes as the peer against both roles of
+// the handshake with a two-key ring: neither may panic, and neither may
+// accept a peer that holds no key.
+func FuzzHandshake(f *testing.F) {
+	ring, err := newKeyring([][]byte{keyA, keyB})
+	if err != nil {
+		f.Fatal(err)
+	}
+	nonce := bytes.Repeat([]byte{7}, 4*nonceLen)
+	f.Add(append([]byte{protoVersion}, make([]byte, nonceLen)...))
+	f.Add(append(append([]byte{protoVersion}, make([]byte, nonceLen)...), statusMore, statusMore))
+	f.Add(append(append([]byte{protoVersion}, make([]byte, nonceLen+proofLen)...), 1, 9, 9))
+	f.Add(append(append([]byte{protoVersion}, make([]byte, nonceLen+proofLen)...), MaxKeys))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := serverHandshake(scripted{bytes.NewReader(data)}, ring, bytes.NewReader(nonce)); err == nil {
+			t.Fatalf("server accepted a client without the key: %x", data)
+		}
+		if _, err := clientHandshake(scripted{bytes.NewReader(data)}, ring, bytes.NewReader(nonce), prefixDHT); err == nil {
+			t.Fatalf("client accepted a server without the key: %x", data)
+		}
+	})
+}

@@ -46,8 +46,9 @@ func (t *Transport) acquire(ctx context.Context, addr string) (c *clientConn, re
 			pc = &peerConns{}
 			t.peers[addr] = pc
 		}
-		if c = leastBusy(pc.conns); c != nil {
-			if c.inflight > 0 && len(pc.conns) < t.cfg.ConnsPerPeer && pc.dial == nil {
+		var usable int
+		if c, usable = leastBusy(pc.conns); c != nil {
+			if c.inflight > 0 && usable < t.cfg.ConnsPerPeer && pc.dial == nil {
 				pc.dial = t.startDial(addr)
 			}
 			c.inflight++
@@ -73,27 +74,34 @@ func (t *Transport) acquire(ctx context.Context, addr string) (c *clientConn, re
 	}
 }
 
-func leastBusy(conns []*clientConn) *clientConn {
-	var best *clientConn
+// leastBusy returns the usable connection with the fewest calls in
+// flight, and how many are usable. Called with t.mu held.
+func leastBusy(conns []*clientConn) (best *clientConn, usable int) {
 	for _, c := range conns {
-		if c.broken.Load() {
-			continue // fail is taking it out of the pool
+		if c.broken.Load() || c.retired {
+			continue // being taken out of the pool, or draining
 		}
+		usable++
 		if best == nil || c.inflight < best.inflight {
 			best = c
 		}
 	}
-	return best
+	return best, usable
 }
 
-// release ends one call's use of c.
+// release ends one call's use of c, and closes c if it was retired and
+// this was its last call.
 func (t *Transport) release(c *clientConn) {
 	t.mu.Lock()
 	c.inflight--
 	if c.inflight == 0 {
 		c.idleSince = time.Now()
 	}
+	drained := c.retired && c.inflight == 0
 	t.mu.Unlock()
+	if drained {
+		c.fail(errKeyRetired)
+	}
 }
 
 // startDial starts a connection attempt to addr. Called with t.mu held and
@@ -111,7 +119,10 @@ func (t *Transport) startDial(addr string) *dialCall {
 		if err == nil && t.closed {
 			err = errClosed
 		}
-		if err == nil {
+		// Keys rotated during the handshake and this one is not the new
+		// primary: drop it, and the waiting callers dial again.
+		stale := err == nil && c.ring != t.ring.Load() && t.ring.Load().index(c.sess.key) != 0
+		if err == nil && !stale {
 			pc := t.peers[addr]
 			if pc == nil {
 				pc = &peerConns{}
@@ -126,7 +137,7 @@ func (t *Transport) startDial(addr string) *dialCall {
 		}
 		d.err = err
 		t.mu.Unlock()
-		if err != nil {
+		if err != nil || stale {
 			if c != nil {
 				_ = c.nc.Close()
 			}
@@ -153,7 +164,8 @@ func (t *Transport) dial(addr string) (*clientConn, error) {
 		return nil, fmt.Errorf("dial: %w: %w", err, dht.ErrUnreachable)
 	}
 	_ = nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
-	sess, err := clientHandshake(nc, t.key, t.rand, prefixDHT)
+	ring := t.ring.Load()
+	sess, err := clientHandshake(nc, ring, t.rand, prefixDHT)
 	if err != nil {
 		_ = nc.Close()
 		t.stats.dialFailures.Add(1)
@@ -167,9 +179,12 @@ func (t *Transport) dial(addr string) (*clientConn, error) {
 		return nil, fmt.Errorf("%w: %w", err, dht.ErrUnreachable)
 	}
 	_ = nc.SetDeadline(time.Time{})
+	t.noteKey(zap.String("peer", addr), ring, sess)
 	return &clientConn{
 		frameConn: newFrameConn(nc, sess, t.cfg.MaxMessageSize, t.cfg.WriteTimeout),
 		t:         t,
+		ring:      ring,
+		sess:      sess,
 		addr:      addr,
 		pending:   make(map[uint64]chan *message),
 		dead:      make(chan struct{}),

@@ -19,7 +19,8 @@ import (
 // all are busy the read loop stops reading, which pushes back on the
 // caller through TCP.
 func (t *Transport) serveConn(nc net.Conn) {
-	sess, err := serverHandshake(nc, t.key, t.rand)
+	ring := t.ring.Load()
+	sess, err := serverHandshake(nc, ring, t.rand)
 	if err != nil {
 		if errors.Is(err, dht.ErrUnauthenticated) {
 			t.stats.handshakesRejected.Add(1)
@@ -30,6 +31,11 @@ func (t *Transport) serveConn(nc net.Conn) {
 		}
 		return
 	}
+	if !t.admitInbound(nc, sess.key) {
+		t.log.Info("peer's cluster key was removed during its handshake; closing", zap.Stringer("remote", nc.RemoteAddr()))
+		return
+	}
+	t.noteKey(zap.Stringer("remote", nc.RemoteAddr()), ring, sess)
 	_ = nc.SetDeadline(time.Time{})
 	t.stats.accepted.Add(1)
 	c := newFrameConn(nc, sess, t.cfg.MaxMessageSize, t.cfg.WriteTimeout)

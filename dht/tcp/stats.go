@@ -12,6 +12,13 @@ type Stats struct {
 	// HandshakesRejected counts handshakes, in either role, that failed on
 	// the cluster key: the peer's proof was wrong or it rejected ours.
 	HandshakesRejected uint64
+	// SecondaryKeyHandshakes counts handshakes, in either role, that
+	// authenticated with a key other than this node's primary: the peer
+	// does not hold that key, or it dialed us and prefers another one.
+	// During a key rotation it grows while primaries differ between
+	// nodes; it must stay flat on every node before the old key is
+	// removed.
+	SecondaryKeyHandshakes uint64
 	// HandshakesFailed counts incoming handshakes that broke off for any
 	// other reason: timeout, I/O error, unknown protocol version.
 	HandshakesFailed uint64
@@ -30,6 +37,7 @@ type Stats struct {
 type counters struct {
 	dials, dialFailures, accepted        atomic.Uint64
 	handshakesRejected, handshakesFailed atomic.Uint64
+	secondaryKey                         atomic.Uint64
 	badPrefix, badFrames                 atomic.Uint64
 	packetsDropped, streamsDropped       atomic.Uint64
 }
@@ -38,14 +46,15 @@ type counters struct {
 func (t *Transport) Stats() Stats {
 	c := &t.stats
 	return Stats{
-		Dials:              c.dials.Load(),
-		DialFailures:       c.dialFailures.Load(),
-		Accepted:           c.accepted.Load(),
-		HandshakesRejected: c.handshakesRejected.Load(),
-		HandshakesFailed:   c.handshakesFailed.Load(),
-		BadPrefix:          c.badPrefix.Load(),
-		BadFrames:          c.badFrames.Load(),
-		PacketsDropped:     c.packetsDropped.Load(),
-		StreamsDropped:     c.streamsDropped.Load(),
+		Dials:                  c.dials.Load(),
+		DialFailures:           c.dialFailures.Load(),
+		Accepted:               c.accepted.Load(),
+		HandshakesRejected:     c.handshakesRejected.Load(),
+		HandshakesFailed:       c.handshakesFailed.Load(),
+		SecondaryKeyHandshakes: c.secondaryKey.Load(),
+		BadPrefix:              c.badPrefix.Load(),
+		BadFrames:              c.badFrames.Load(),
+		PacketsDropped:         c.packetsDropped.Load(),
+		StreamsDropped:         c.streamsDropped.Load(),
 	}
 }

@@ -35,7 +35,7 @@ const bindAttempts = 10
 // concurrent use.
 type Transport struct {
 	cfg  Config
-	key  []byte
+	ring atomic.Pointer[keyring] // replaced, under mu, by SetKeys
 	log  *zap.Logger
 	rand io.Reader // nonce source
 
@@ -52,24 +52,28 @@ type Transport struct {
 	ctx    context.Context // canceled by Close; parent of handler contexts
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	closed  bool
-	peers   map[string]*peerConns // outgoing connections by peer address
-	inbound map[net.Conn]struct{} // accepted connections not handed to memberlist
-	wg      sync.WaitGroup        // every goroutine the transport started
+	mu     sync.Mutex
+	closed bool
+	peers  map[string]*peerConns // outgoing connections by peer address
+	// inbound holds accepted connections not handed to memberlist, with
+	// the cluster key that authenticated each (nil until it has).
+	inbound map[net.Conn][]byte
+	wg      sync.WaitGroup // every goroutine the transport started
 }
 
 var _ dht.Transport = (*Transport)(nil)
 
 // New binds cfg.BindAddr on TCP and UDP and starts accepting connections.
-// key is the cluster secret (16, 24 or 32 bytes) every peer must hold.
-// DHT requests are answered with dht.ErrStopped until Serve is called.
-// logger may be nil.
-func New(cfg Config, key []byte, logger *zap.Logger) (*Transport, error) {
+// keys are the cluster secrets (see ValidateKeys), copied: keys[0], the
+// primary, is the one this node prefers; a peer holding any of them is
+// accepted. DHT requests are answered with dht.ErrStopped until Serve is
+// called. logger may be nil.
+func New(cfg Config, keys [][]byte, logger *zap.Logger) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := validateKey(key); err != nil {
+	ring, err := newKeyring(keys)
+	if err != nil {
 		return nil, err
 	}
 	if logger == nil {
@@ -88,7 +92,6 @@ func New(cfg Config, key []byte, logger *zap.Logger) (*Transport, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{
 		cfg:     cfg,
-		key:     append([]byte(nil), key...),
 		log:     logger.Named("dht-tcp"),
 		rand:    rand.Reader,
 		tcp:     tcpLn,
@@ -99,13 +102,15 @@ func New(cfg Config, key []byte, logger *zap.Logger) (*Transport, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 		peers:   make(map[string]*peerConns),
-		inbound: make(map[net.Conn]struct{}),
+		inbound: make(map[net.Conn][]byte),
 	}
+	t.ring.Store(ring)
 	t.ml = newMemberlistTransport(t)
 	t.goroutine(t.acceptLoop)
 	t.goroutine(t.udpLoop)
 	t.goroutine(t.janitor)
-	t.log.Info("listening", zap.String("bind", tcpLn.Addr().String()), zap.String("advertise", t.addr))
+	t.log.Info("listening", zap.String("bind", tcpLn.Addr().String()), zap.String("advertise", t.addr),
+		zap.Strings("cluster_key_ids", ring.ids))
 	return t, nil
 }
 
@@ -288,7 +293,7 @@ func (t *Transport) startInbound(nc net.Conn) {
 		_ = nc.Close()
 		return
 	}
-	t.inbound[nc] = struct{}{}
+	t.inbound[nc] = nil
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()

@@ -260,7 +260,7 @@ func dialRaw(t *testing.T, addr string, key []byte) (net.Conn, session) {
 	}
 	t.Cleanup(func() { _ = nc.Close() })
 	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
-	sess, err := clientHandshake(nc, key, rand.Reader, prefixDHT)
+	sess, err := clientHandshake(nc, ringOf(t, key), rand.Reader, prefixDHT)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,12 +522,12 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		return nil
 	}
 	cfg := LocalConfig()
-	srv, err := New(cfg, keyA, testLogger(t))
+	srv, err := New(cfg, [][]byte{keyA}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Serve(h)
-	cli, err := New(cfg, keyA, testLogger(t))
+	cli, err := New(cfg, [][]byte{keyA}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -562,7 +562,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	if _, err := New(LocalConfig(), []byte("short"), nil); err == nil {
+	if _, err := New(LocalConfig(), [][]byte{[]byte("short")}, nil); err == nil {
 		t.Error("accepted a 5-byte key")
 	}
 	bad := LocalConfig()
