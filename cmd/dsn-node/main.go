@@ -7,15 +7,12 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -223,34 +220,6 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 	deps.Authenticator = authn
 	return cfg, deps, nil
 }
-
-// loadClusterKey reads a 16/24/32-byte secret given raw, hex or base64.
-func loadClusterKey(path string, log *zap.Logger) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("-cluster-key-file: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		log.Warn("dsn-node: cluster key file is readable by group or others; chmod 600 it", zap.String("file", path))
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("-cluster-key-file: %w", err)
-	}
-	text := strings.TrimSpace(string(raw))
-	for _, dec := range []func(string) ([]byte, error){base64.StdEncoding.DecodeString, hex.DecodeString} {
-		if b, err := dec(text); err == nil && validKeyLen(len(b)) {
-			return b, nil
-		}
-	}
-	if validKeyLen(len(raw)) {
-		return raw, nil
-	}
-	return nil, fmt.Errorf("-cluster-key-file %s: want 16, 24 or 32 bytes (raw, hex or base64), got %d bytes of text "+
-		"(create one with: head -c 32 /dev/urandom | base64 > %s)", path, len(text), path)
-}
-
-func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
 
 func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
