@@ -72,7 +72,7 @@ func (t *Transport) KeyIDs() []string {
 func (t *Transport) admitInbound(nc net.Conn, key []byte) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, tracked := t.inbound[nc]; !tracked || t.ring.Load().index(key) < 0 {
+	if _, tracked := t.inbound[nc]; !tracked || t.closed || t.ring.Load().index(key) < 0 {
 		return false
 	}
 	t.inbound[nc] = key
