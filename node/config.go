@@ -10,6 +10,7 @@ import (
 	"github.com/dsn-ims/dsn/dht/cluster"
 	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/dsn-ims/dsn/node/reps"
+	"github.com/dsn-ims/dsn/sip/overload"
 	"github.com/dsn-ims/dsn/sip/proxy"
 	"github.com/dsn-ims/dsn/sip/registrar"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	Pprof bool
 	// ShutdownTimeout bounds the graceful leave.
 	ShutdownTimeout time.Duration
+	// Overload is the SIP admission control and input limits
+	// (sip/overload; MaxInflight is -max-inflight), checked at Start.
+	Overload overload.Config
 }
 
 // DefaultConfig returns the defaults of the operator contract.
@@ -62,6 +66,7 @@ func DefaultConfig() Config {
 		Proxy:           proxy.DefaultConfig(),
 		AdminListen:     "127.0.0.1:8080",
 		ShutdownTimeout: 10 * time.Second,
+		Overload:        overload.DefaultConfig(),
 	}
 }
 

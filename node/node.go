@@ -209,6 +209,13 @@ func (n *Node) startSIP(ctx context.Context) error {
 		return fmt.Errorf("node: sip: %w", err)
 	}
 	n.ua, n.sipSrv = ua, srv
+	// Admission control and input limits sit below sipgo, on the sockets
+	// (sip/overload): a request shed there costs no goroutine and no
+	// transaction.
+	guard, err := n.startOverload(ctx)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	pc := n.cfg.Proxy
 	pc.Domain = n.cfg.Domain
 	pc.Advertise = n.sipAddr
@@ -216,10 +223,10 @@ func (n *Node) startSIP(ctx context.Context) error {
 	deps := proxy.Deps{
 		Locator:  &ringLocator{ring: ring, sipAddr: n.sipAddr, lookups: n.metrics.observeLookup},
 		Bindings: reg,
-		RegisterHandler: func(req *sip.Request, tx sip.ServerTransaction) {
+		RegisterHandler: guard.countRegisters(func(req *sip.Request, tx sip.ServerTransaction) {
 			n.metrics.registrations.Inc()
 			reg.ServeSIP(req, tx)
-		},
+		}),
 		Logger:  n.log.Named("proxy"),
 		Metrics: proxy.MetricsFunc(n.metrics.observeCall),
 	}
@@ -234,6 +241,9 @@ func (n *Node) startSIP(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.proxy = px
+	guard.proxy.Store(px)
+	// Closing the wrappers closes the sockets.
+	n.sipUDP, n.sipTCP = guard.gate.PacketConn(n.sipUDP), guard.gate.Listener(n.sipTCP)
 	udp, tcp := n.sipUDP, n.sipTCP
 	n.wg.Add(2)
 	go func() {

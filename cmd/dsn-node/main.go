@@ -22,6 +22,7 @@ import (
 	"github.com/dsn-ims/dsn/dnsreport"
 	"github.com/dsn-ims/dsn/node"
 	"github.com/dsn-ims/dsn/sip/auth"
+	"github.com/dsn-ims/dsn/sip/overload"
 	"github.com/dsn-ims/dsn/sip/proxy"
 	"github.com/dsn-ims/dsn/sip/registrar"
 )
@@ -44,6 +45,7 @@ type options struct {
 	admin, logLevel, logFormat                      string
 	dev                                             bool
 	pprof                                           bool
+	maxInflight                                     int
 	authFile, trusted                               string
 	authOpen                                        bool
 }
@@ -75,6 +77,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.authFile, "auth-file", "", "SIP digest credentials `file` (user realm HA1 per line; see sip/auth); when set, REGISTER must authenticate")
 	fs.StringVar(&o.trusted, "trusted", "", "peers (`CIDR` list, e.g. the IMS CSCF) whose requests need no digest")
 	fs.BoolVar(&o.authOpen, "auth-open", false, "accept REGISTER without authentication (explicit; -dev implies it)")
+	fs.IntVar(&o.maxInflight, "max-inflight", overload.DefaultConfig().MaxInflight, "SIP requests in progress (calls until their final response, REGISTERs) beyond which new out-of-dialog requests get 503 with Retry-After")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ on the admin address (keep the admin address private)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log `format`: json or console")
@@ -164,6 +167,7 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 	}
 	cfg.AdminListen = o.admin
 	cfg.Pprof = o.pprof
+	cfg.Overload.MaxInflight = o.maxInflight
 	cfg.Reps.K = o.reps
 	cfg.Proxy.RouteMode = proxy.RouteMode(o.routeMode)
 	cfg.Reps.Zone = o.dnsZone

@@ -1,0 +1,146 @@
+package overload
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config holds the admission limits and the input limits of one SIP
+// listener pair (UDP and TCP). Dependencies (the load sampler, the clock,
+// metrics) are Deps.
+type Config struct {
+	// MaxInflight is the number of requests being handled (the proxy's
+	// and the registrar's handlers that have not returned) at which new
+	// out-of-dialog requests are answered 503. A forwarded INVITE counts
+	// until its final response, so this also bounds ringing calls.
+	MaxInflight int
+	// MaxGoroutines is the process's goroutine count at which new
+	// out-of-dialog requests are answered 503. sipgo starts a goroutine
+	// per received message before any handler runs, so this sees the
+	// backlog that MaxInflight cannot, and bounds memory with it.
+	MaxGoroutines int
+	// MaxQueueDelay is the scheduling delay (how long runnable goroutines
+	// waited for a CPU, 99th percentile over the last sample interval) at
+	// which new out-of-dialog requests are answered 503: the node is
+	// CPU-bound and every admitted request would only wait longer. 0
+	// disables the signal.
+	MaxQueueDelay time.Duration
+	// MaxHeap is the live heap, in bytes, at which new out-of-dialog
+	// requests are answered 503: every admitted call holds state for its
+	// transactions' lifetime (sipgo keeps them up to 32 s after the
+	// final response), so memory grows with the admitted rate, not with
+	// the offered one. The process's resident size is about twice the
+	// live heap. 0 disables the signal.
+	MaxHeap uint64
+	// Rate is the number of new out-of-dialog requests per second the
+	// node admits (token bucket); 0 means no rate limit.
+	Rate float64
+	// Burst is the token bucket's size: how many new requests may arrive
+	// at once above Rate. Ignored when Rate is 0.
+	Burst int
+	// RetryAfter is the Retry-After of a 503 sent for overload, in whole
+	// seconds.
+	RetryAfter time.Duration
+	// TrackTTL is how long the Via branch of an admitted request is
+	// remembered, so that its retransmissions are admitted too while the
+	// node sheds load (at least 64*T1 = 32 s, the longest a client
+	// retransmits).
+	TrackTTL time.Duration
+	// TrackMax bounds the remembered branches; the oldest go first.
+	TrackMax int
+	// ReleaseAfter is how often, starting this long after the last
+	// request shed for overload and for 12 rounds, the node returns the
+	// memory the overload took to the operating system (see Recovery).
+	// 0 disables it.
+	ReleaseAfter time.Duration
+	// MaxMessage is the largest SIP message accepted, in bytes (headers
+	// and body). Bigger UDP datagrams are dropped; over TCP the request
+	// is answered 513 and the connection closed (there is no message
+	// boundary left to resume at).
+	MaxMessage int
+	// UDPReadBuffer is the receive buffer asked for the UDP socket
+	// (SO_RCVBUF, capped by the kernel's net.core.rmem_max), so that a
+	// burst waits for the gate instead of being dropped by the kernel,
+	// responses and in-dialog requests with it. 0 keeps the OS default.
+	UDPReadBuffer int
+	// MaxConns bounds the inbound TCP connections held at once; a further
+	// connection is accepted and closed at once.
+	MaxConns int
+	// MaxConnsPerIP bounds the inbound TCP connections from one source IP
+	// address; 0 means only MaxConns applies.
+	MaxConnsPerIP int
+	// IdleTimeout closes an inbound TCP connection on which nothing
+	// arrived for this long between messages (phones keep their flow
+	// open with CRLF keep-alives, RFC 5626: every 95-120 s).
+	IdleTimeout time.Duration
+	// MessageTimeout closes an inbound TCP connection whose current
+	// message has not arrived completely this long after its first byte,
+	// however slowly it trickles (slowloris).
+	MessageTimeout time.Duration
+	// WriteTimeout bounds one write to an inbound TCP connection; a peer
+	// that does not read its responses is disconnected.
+	WriteTimeout time.Duration
+}
+
+// DefaultConfig returns production defaults. The admission limits are
+// sized from the capacity measured in bench/overload (one node on 2
+// cores: about 1,000-1,500 calls/s): a CPU-bound node starts shedding
+// when runnable goroutines wait 50 ms, long before the hard bounds.
+func DefaultConfig() Config {
+	return Config{
+		MaxInflight:    2000,
+		MaxGoroutines:  10000,
+		MaxQueueDelay:  50 * time.Millisecond,
+		MaxHeap:        1 << 30,
+		RetryAfter:     5 * time.Second,
+		TrackTTL:       32 * time.Second,
+		TrackMax:       1 << 16,
+		ReleaseAfter:   10 * time.Second,
+		MaxMessage:     65535,
+		UDPReadBuffer:  4 << 20,
+		MaxConns:       4096,
+		MaxConnsPerIP:  256,
+		IdleTimeout:    5 * time.Minute,
+		MessageTimeout: 10 * time.Second,
+		WriteTimeout:   10 * time.Second,
+	}
+}
+
+// Validate checks every field and the fields against each other.
+func (c Config) Validate() error {
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: "+f, append([]any{ErrInvalidConfig}, a...)...) }
+	switch {
+	case c.MaxInflight < 1:
+		return bad("MaxInflight = %d, want >= 1", c.MaxInflight)
+	case c.MaxGoroutines < 1:
+		return bad("MaxGoroutines = %d, want >= 1", c.MaxGoroutines)
+	case c.MaxQueueDelay < 0:
+		return bad("MaxQueueDelay = %v, want >= 0", c.MaxQueueDelay)
+	case c.Rate < 0:
+		return bad("Rate = %v, want >= 0", c.Rate)
+	case c.Rate > 0 && c.Burst < 1:
+		return bad("Burst = %d, want >= 1 with a Rate", c.Burst)
+	case c.RetryAfter < time.Second || c.RetryAfter%time.Second != 0:
+		return bad("RetryAfter = %v, want whole seconds >= 1s", c.RetryAfter)
+	case c.TrackTTL <= 0:
+		return bad("TrackTTL = %v, want > 0", c.TrackTTL)
+	case c.TrackMax < 1:
+		return bad("TrackMax = %d, want >= 1", c.TrackMax)
+	case c.ReleaseAfter < 0:
+		return bad("ReleaseAfter = %v, want >= 0", c.ReleaseAfter)
+	case c.MaxMessage < 1024:
+		return bad("MaxMessage = %d, want >= 1024", c.MaxMessage)
+	case c.UDPReadBuffer < 0:
+		return bad("UDPReadBuffer = %d, want >= 0", c.UDPReadBuffer)
+	case c.MaxConns < 1:
+		return bad("MaxConns = %d, want >= 1", c.MaxConns)
+	case c.MaxConnsPerIP < 0 || c.MaxConnsPerIP > c.MaxConns:
+		return bad("MaxConnsPerIP = %d, want 0..MaxConns (%d)", c.MaxConnsPerIP, c.MaxConns)
+	case c.IdleTimeout <= 0 || c.MessageTimeout <= 0 || c.WriteTimeout <= 0:
+		return bad("IdleTimeout, MessageTimeout and WriteTimeout must be > 0 (got %v, %v, %v)",
+			c.IdleTimeout, c.MessageTimeout, c.WriteTimeout)
+	case c.MessageTimeout > c.IdleTimeout:
+		return bad("MessageTimeout %v > IdleTimeout %v", c.MessageTimeout, c.IdleTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,58 @@
+package overload
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRecovery(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ReleaseAfter = 10 * time.Second
+	r := NewRecovery(cfg)
+	t0 := time.Unix(1000, 0)
+	if r.Due(time.Time{}, t0) {
+		t.Fatal("due without any shedding")
+	}
+	// Ticks every second for 3 minutes after the last shed request.
+	var at []time.Duration
+	for s := time.Duration(0); s <= 3*time.Minute; s += time.Second {
+		if r.Due(t0, t0.Add(s)) {
+			at = append(at, s)
+		}
+	}
+	want := []time.Duration{10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120}
+	if len(at) != len(want) {
+		t.Fatalf("released at %v, want every 10 s up to 2 min", at)
+	}
+	for i := range want {
+		if at[i] != want[i]*time.Second {
+			t.Fatalf("released at %v", at)
+		}
+	}
+	// A new overload starts the rounds again.
+	t1 := t0.Add(10 * time.Minute)
+	if r.Due(t1, t1.Add(9*time.Second)) || !r.Due(t1, t1.Add(10*time.Second)) {
+		t.Fatal("a second overload is not released")
+	}
+	cfg.ReleaseAfter = 0
+	if NewRecovery(cfg).Due(t0, t0.Add(time.Minute)) {
+		t.Fatal("due with ReleaseAfter 0")
+	}
+}
+
+func TestRecoveryCollectsForStaleHeap(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxHeap = 100
+	r := NewRecovery(cfg)
+	t0 := time.Unix(1000, 0)
+	if r.CollectDue(99, t0) {
+		t.Fatal("due below the limit")
+	}
+	if !r.CollectDue(100, t0) || r.CollectDue(150, t0.Add(999*time.Millisecond)) || !r.CollectDue(150, t0.Add(time.Second)) {
+		t.Fatal("not due once per second at the limit")
+	}
+	cfg.MaxHeap = 0
+	if NewRecovery(cfg).CollectDue(1<<40, t0) {
+		t.Fatal("due with MaxHeap 0")
+	}
+}
