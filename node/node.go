@@ -27,8 +27,12 @@ import (
 // Deps are a node's dependencies and secrets.
 type Deps struct {
 	// ClusterKey authenticates and encrypts inter-node traffic (16, 24 or
-	// 32 bytes).
+	// 32 bytes). ClusterKeys, when set, replaces it.
 	ClusterKey []byte
+	// ClusterKeys is the cluster keyring for a key rotation, the primary
+	// first (see the dht/tcp package documentation): gossip and DHT RPC
+	// are sent with the primary and accepted with any of them.
+	ClusterKeys [][]byte
 	// Authenticator decides who may REGISTER (sip/auth digest, or
 	// registrar.AllowAll for -auth-open); nil means AllowAll.
 	Authenticator registrar.Authenticator
@@ -84,7 +88,9 @@ func New(cfg Config, deps Deps) (*Node, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Node{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, metrics: newMetrics()}, nil
+	n := &Node{cfg: cfg, deps: deps, log: deps.Logger, now: deps.Now, metrics: newMetrics()}
+	n.registerClusterStats(n.metrics.reg)
+	return n, nil
 }
 
 // Start binds the SIP, cluster and admin sockets, creates or joins the
@@ -107,7 +113,7 @@ func (n *Node) Start() (err error) {
 	ccfg := n.cfg.Cluster
 	ccfg.Name = n.cfg.Name
 	ccfg.Meta = n.sipAddr
-	cl, err := cluster.Start(ccfg, n.deps.ClusterKey, n.log, n.onRingEvent)
+	cl, err := cluster.StartKeys(ccfg, n.deps.clusterKeys(), n.log, n.onRingEvent)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}

@@ -49,20 +49,6 @@ func loadClusterKeys(path string, log *zap.Logger) ([][]byte, error) {
 	return keys, nil
 }
 
-// loadClusterKey is loadClusterKeys for a node that takes a single key: a
-// file with several keys is refused rather than cut to its primary, which
-// would stop this node from accepting peers that still use the others.
-func loadClusterKey(path string, log *zap.Logger) ([]byte, error) {
-	keys, err := loadClusterKeys(path, log)
-	if err != nil {
-		return nil, err
-	}
-	if len(keys) != 1 {
-		return nil, fmt.Errorf("-cluster-key-file %s: holds %d keys, and this build of dsn-node takes one", path, len(keys))
-	}
-	return keys[0], nil
-}
-
 // errNoClusterKey: the file has only blank and comment lines. It is not
 // then taken as a raw key, whatever its length.
 var errNoClusterKey = errors.New("no key: want 16, 24 or 32 bytes in base64 or hex")
@@ -107,3 +93,23 @@ func decodeClusterKey(text string) ([]byte, bool) {
 }
 
 func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
+
+// reloadClusterKeys re-reads the -cluster-key-file on SIGHUP and gives
+// the node the new keyring: one step of a key rotation without restart
+// (README, "Rotating the cluster key"). A file that does not load, or a
+// node started without a key file (-dev), keeps the keys it has.
+func reloadClusterKeys(path string, n interface{ SetClusterKeys([][]byte) error }, log *zap.Logger) {
+	if path == "" {
+		log.Warn("dsn-node: SIGHUP: no -cluster-key-file to reload")
+		return
+	}
+	keys, err := loadClusterKeys(path, log)
+	if err == nil {
+		err = n.SetClusterKeys(keys)
+	}
+	if err != nil {
+		log.Error("dsn-node: SIGHUP: cluster keys unchanged", zap.Error(err))
+		return
+	}
+	log.Info("dsn-node: SIGHUP: cluster keys reloaded", zap.Int("keys", len(keys)))
+}

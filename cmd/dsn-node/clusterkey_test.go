@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -81,11 +82,40 @@ func TestClusterKeysFileErrors(t *testing.T) {
 	}
 }
 
-// Until the node takes a keyring, a file with several keys is refused,
-// never cut to its primary.
-func TestClusterKeySingleOnly(t *testing.T) {
-	_, err := loadClusterKey(writeFile(t, b64(testK1)+"\n"+b64(testK2)+"\n"), nopLogger())
-	if err == nil || !strings.Contains(err.Error(), "holds 2 keys") {
-		t.Fatalf("got %v", err)
+// A file with several keys gives the node the whole keyring, primary
+// first, and SIGHUP hands a re-read keyring to the running node.
+func TestClusterKeyRing(t *testing.T) {
+	path := writeFile(t, b64(testK1)+"\n"+b64(testK2)+"\n")
+	o, err := parse(t, []string{"-cluster-key-file", path, "-domain", "dsn.example.com", "-auth-open"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, deps, err := buildConfig(o, nopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deps.ClusterKeys) != 2 || !bytes.Equal(deps.ClusterKeys[0], testK1) || !bytes.Equal(deps.ClusterKey, testK1) {
+		t.Fatalf("keyring %d keys, primary %x", len(deps.ClusterKeys), deps.ClusterKey)
+	}
+	var got [][]byte
+	set := keySetter(func(k [][]byte) error { got = k; return nil })
+	if err := os.WriteFile(path, []byte(b64(testK2)+"\n"+b64(testK1)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reloadClusterKeys(path, set, nopLogger())
+	if len(got) != 2 || !bytes.Equal(got[0], testK2) {
+		t.Fatalf("SIGHUP gave %d keys", len(got))
+	}
+	got = nil
+	if err := os.WriteFile(path, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reloadClusterKeys(path, set, nopLogger())
+	if got != nil {
+		t.Fatal("a bad file replaced the keys")
 	}
 }
+
+type keySetter func([][]byte) error
+
+func (f keySetter) SetClusterKeys(k [][]byte) error { return f(k) }

@@ -137,8 +137,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		dev.PrintInstructions(stdout, n)
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	s := <-sig
+	for ; s == syscall.SIGHUP; s = <-sig {
+		reloadClusterKeys(o.clusterKeyFile, n, log)
+	}
 	log.Info("dsn-node: leaving gracefully", zap.String("signal", s.String()))
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -203,11 +206,11 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 	}
 	switch {
 	case o.clusterKeyFile != "":
-		key, err := loadClusterKey(o.clusterKeyFile, log)
+		keys, err := loadClusterKeys(o.clusterKeyFile, log)
 		if err != nil {
 			return cfg, deps, err
 		}
-		deps.ClusterKey = key
+		deps.ClusterKey, deps.ClusterKeys = keys[0], keys
 	case o.dev:
 		deps.ClusterKey = make([]byte, 32)
 		if _, err := rand.Read(deps.ClusterKey); err != nil {

@@ -121,8 +121,8 @@ func TestClusterKeyFormats(t *testing.T) {
 		"hex":    {"3031323334353637383961626364656630313233343536373839616263646566", text},
 		"raw":    {binary, binary},
 	} {
-		k, err := loadClusterKey(writeFile(t, c.body), nopLogger())
-		if err != nil || string(k) != c.want {
+		k, err := loadClusterKeys(writeFile(t, c.body), nopLogger())
+		if err != nil || len(k) != 1 || string(k[0]) != c.want {
 			t.Errorf("%s: %v %q", name, err, k)
 		}
 	}

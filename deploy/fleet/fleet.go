@@ -86,6 +86,14 @@ type Fleet struct {
 	KeyFile string
 	Domain  string
 	procs   []*Proc
+	// Prefix, if set, returns the command a node's process runs under,
+	// e.g. {"ip", "netns", "exec", NS}; the dsn-node binary and its
+	// arguments follow it. It must exec the binary (keep its PID), so that
+	// Kill and Term signal the node itself.
+	Prefix func(name, ip string) []string
+	// HTTP, if set, is the client the admin API is reached with (e.g. one
+	// that dials inside the node's network namespace).
+	HTTP *http.Client
 }
 
 type Proc struct {
@@ -151,7 +159,13 @@ func (f *Fleet) Exec(name, ip string, args []string) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(Binary(f.t), args...)
+	bin, argv := Binary(f.t), args
+	if f.Prefix != nil {
+		if pre := f.Prefix(name, ip); len(pre) > 0 {
+			bin, argv = pre[0], append(append(append([]string(nil), pre[1:]...), bin), args...)
+		}
+	}
+	p.cmd = exec.Command(bin, argv...)
 	p.cmd.Stdout = outFile
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -233,6 +247,17 @@ func (p *Proc) Term(timeout time.Duration) error {
 	}
 }
 
+// Signal sends sig to the process (SIGHUP: reload the cluster keys).
+func (p *Proc) Signal(sig os.Signal) error {
+	return p.cmd.Process.Signal(sig)
+}
+
+// LogCount counts the log lines that contain s so far.
+func (p *Proc) LogCount(s string) int {
+	b, _ := os.ReadFile(p.logPath)
+	return strings.Count(string(b), s)
+}
+
 func (p *Proc) Alive() bool {
 	select {
 	case <-p.exited:
@@ -264,7 +289,10 @@ func (f *Fleet) StopAll() {
 
 // getJSON fetches an admin API path into v.
 func (p *Proc) GetJSON(path string, v any) (int, error) {
-	c := http.Client{Timeout: 3 * time.Second}
+	c := &http.Client{Timeout: 3 * time.Second}
+	if p.f.HTTP != nil {
+		c = p.f.HTTP
+	}
 	res, err := c.Get("http://" + p.Admin + path)
 	if err != nil {
 		return 0, err
