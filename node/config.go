@@ -42,7 +42,9 @@ type Config struct {
 	// (Zone defaults to Domain; Domain and Records are filled in).
 	Reps reps.Config
 	// Proxy configures call routing (Domain, Advertise and ListenUDP are
-	// filled in at start; RouteMode is -route-mode).
+	// filled in at start; RouteMode is -route-mode, CallPolicy
+	// -call-policy: empty means challenge when Deps.Callers is set, else
+	// accept).
 	Proxy proxy.Config
 	// AdminListen is the admin HTTP address; empty disables it.
 	AdminListen string
@@ -63,7 +65,7 @@ func DefaultConfig() Config {
 		Registrar:       registrar.DefaultConfig(),
 		DNS:             dnsreport.DefaultConfig(),
 		Reps:            reps.DefaultConfig(),
-		Proxy:           proxy.DefaultConfig(),
+		Proxy:           defaultProxyConfig(),
 		AdminListen:     "127.0.0.1:8080",
 		ShutdownTimeout: 10 * time.Second,
 		Overload:        overload.DefaultConfig(),
@@ -104,6 +106,9 @@ func (c Config) Validate() error {
 	if _, err := proxy.ParseRouteMode(string(c.Proxy.RouteMode)); err != nil {
 		bad("-route-mode %q: want proxy or redirect", c.Proxy.RouteMode)
 	}
+	if p := c.Proxy.CallPolicy; p != "" && p != proxy.PolicyAccept && p != proxy.PolicyChallenge && p != proxy.PolicyReject {
+		bad("-call-policy %q: want accept, challenge or reject", p)
+	}
 	if err := c.DNS.Resolver.Validate(); err != nil {
 		bad("-resolver/-enum-suffix: %v", err)
 	}
@@ -138,4 +143,12 @@ func checkHostPort(s string) error {
 		return errors.New("missing port")
 	}
 	return nil
+}
+
+// defaultProxyConfig is the proxy's defaults with the call policy left to
+// the node (see Config.Proxy).
+func defaultProxyConfig() proxy.Config {
+	c := proxy.DefaultConfig()
+	c.CallPolicy = ""
+	return c
 }

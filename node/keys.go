@@ -32,6 +32,15 @@ func (n *Node) SetClusterKeys(keys [][]byte) error {
 	if err := cl.SetKeys(keys); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	n.mu.Lock()
+	na := n.nodeAuth
+	n.mu.Unlock()
+	if na != nil {
+		// The SIP node marker (DSN-Node-Auth) follows the same keyring.
+		if err := na.SetKeys(keys); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -75,7 +75,7 @@ func newMetrics() *metrics {
 		Name: "dsn_sip_registers_total", Help: "REGISTER requests handled by this node.",
 	})
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "dsn_sip_routed_total", Help: "Requests the proxy finished, by method, route (local, home, proxy, redirect, external, dialog), route mode and outcome.",
+		Name: "dsn_sip_routed_total", Help: "Requests the proxy finished, by method, route (local, home, proxy, redirect, external, dialog, alternate, policy: refused or challenged by the call policy or the relay rule), route mode and outcome.",
 	}, []string{"method", "route", "mode", "outcome"})
 	m.callSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "dsn_sip_invite_seconds", Help: "Time from INVITE to final response, by route.",

@@ -36,6 +36,16 @@ type Deps struct {
 	// Authenticator decides who may REGISTER (sip/auth digest, or
 	// registrar.AllowAll for -auth-open); nil means AllowAll.
 	Authenticator registrar.Authenticator
+	// Trusted are the peers (-trusted, e.g. the IMS CSCF) exempt from
+	// the call policy and the relay rule; nil means none.
+	Trusted proxy.TrustedPeers
+	// Callers authenticates callers by Digest for the call policy and the
+	// relay rule (the sip/auth Digest of -auth-file); nil means no
+	// credentials: nobody is challenged.
+	Callers proxy.Callers
+	// SIPLog is the handler sipgo logs through; nil means one of the
+	// node's own. cmd/ shares it with sipgo's default logger.
+	SIPLog *SIPLog
 	// TSIGKey signs DNS UPDATEs; required when Config.DNS.Client.Servers
 	// is set (unless Config.DNS.Client.Insecure).
 	TSIGKey *dnsreport.Key
@@ -59,6 +69,7 @@ type Node struct {
 	reg      *registrar.Registrar
 	ua       *sipgo.UserAgent
 	proxy    *proxy.Proxy
+	nodeAuth *proxy.NodeAuth // DSN-Node-Auth keys, rotated with the cluster keys
 	sipSrv   *sipgo.Server
 	sipUDP   net.PacketConn
 	sipTCP   net.Listener
@@ -203,14 +214,18 @@ func (n *Node) startSIP(ctx context.Context) error {
 	}
 	n.reg = reg
 	host, _, _ := net.SplitHostPort(n.sipAddr)
+	sec, err := n.sipSecurity()
+	if err != nil {
+		return err
+	}
 	// The proxy's response tap handles responses the transaction layer
 	// does not match; the default handler would only log them.
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("dsn/"+n.cfg.Name), sipgo.WithUserAgentHostname(host),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})))
+	ua, err := sipgo.NewUA(append(sec.uaOptions, sipgo.WithUserAgent("dsn/"+n.cfg.Name), sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})))...)
 	if err != nil {
 		return fmt.Errorf("node: sip: %w", err)
 	}
-	srv, err := sipgo.NewServer(ua)
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sec.slog))
 	if err != nil {
 		return fmt.Errorf("node: sip: %w", err)
 	}
@@ -223,6 +238,7 @@ func (n *Node) startSIP(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	pc := n.cfg.Proxy
+	pc.CallPolicy = n.callPolicy()
 	pc.Domain = n.cfg.Domain
 	pc.Advertise = n.sipAddr
 	pc.ListenUDP = n.sipUDP.LocalAddr().String()
@@ -233,8 +249,12 @@ func (n *Node) startSIP(ctx context.Context) error {
 			n.metrics.registrations.Inc()
 			reg.ServeSIP(req, tx)
 		}),
-		Logger:  n.log.Named("proxy"),
-		Metrics: proxy.MetricsFunc(n.metrics.observeCall),
+		Logger:   n.log.Named("proxy"),
+		Metrics:  proxy.MetricsFunc(n.metrics.observeCall),
+		Trusted:  n.deps.Trusted,
+		Callers:  n.deps.Callers,
+		NodeAuth: sec.nodeAuth,
+		Dials:    sec.dials,
 	}
 	if n.resolver != nil {
 		deps.Resolver = n.resolver
@@ -247,6 +267,7 @@ func (n *Node) startSIP(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.proxy = px
+	n.nodeAuth = sec.nodeAuth
 	guard.proxy.Store(px)
 	// Closing the wrappers closes the sockets.
 	n.sipUDP, n.sipTCP = guard.gate.PacketConn(n.sipUDP), guard.gate.Listener(n.sipTCP)

@@ -31,9 +31,10 @@ type overloadGuard struct {
 
 // startOverload creates the gate, registers its metrics and starts its
 // driver, which stops with ctx: every 100 ms it samples the scheduling
-// delay and the live heap (collecting garbage first when the reading is at
-// the limit, at most once a second), and after an overload it returns free
-// memory to the OS (overload.Recovery).
+// delay and the live heap (collecting garbage first when there is no
+// reading yet or it is at the limit, at most once a second), expires the
+// gate's transaction window, and after an overload it returns free memory
+// to the OS (overload.Recovery).
 func (n *Node) startOverload(ctx context.Context) (*overloadGuard, error) {
 	g := &overloadGuard{log: n.log.Named("overload")}
 	cfg := n.cfg.Overload
@@ -57,6 +58,7 @@ func (n *Node) startOverload(ctx context.Context) (*overloadGuard, error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		measured := false
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -66,16 +68,19 @@ func (n *Node) startOverload(ctx context.Context) (*overloadGuard, error) {
 			case <-t.C:
 			}
 			delay, heap := sampler.Sample()
-			if rec.CollectDue(heap, n.now()) {
+			if !measured || rec.CollectDue(heap, n.now()) {
 				// The reading is from the last collection; an idle node
-				// makes none. Refresh it rather than shed on it.
+				// makes none (a new one none at all). Refresh it rather
+				// than shed on it.
 				runtime.GC()
 				_, heap = sampler.Sample()
+				measured = true
 			}
 			g.queueDelay.Store(int64(delay))
 			g.heap.Store(heap)
-			if st := gate.Stats(); rec.Due(st.LastShed, n.now()) {
-				gate.Prune()
+			// Expire the transaction window when no request comes to do it.
+			gate.Prune()
+			if st := gate.Stats(); rec.Due(st.LastShed, n.now(), st.Transactions) {
 				debug.FreeOSMemory()
 				g.log.Info("node: after overload: free memory returned to the OS",
 					zap.Time("last_shed", st.LastShed), zap.Int64("shed_total", st.Rejected))
@@ -114,12 +119,16 @@ func (g *overloadGuard) countRegisters(h sipgo.RequestHandler) sipgo.RequestHand
 //	dsn_sip_tcp_connections                         inbound SIP TCP connections held
 //	dsn_sip_inflight_requests                       requests being handled (the gate's InFlight)
 //	dsn_sip_queue_delay_seconds                     p99 scheduling delay of the last 100 ms
+//	dsn_sip_transactions                            requests in the gate's transaction window
+//	dsn_heap_live_bytes                             live heap after the last garbage collection
 type overloadMetrics struct {
 	rejected *prometheus.CounterVec
 	dropped  *prometheus.CounterVec
 	conns    prometheus.Gauge
 	inflight prometheus.GaugeFunc
 	delay    prometheus.GaugeFunc
+	txs      prometheus.GaugeFunc
+	heap     prometheus.GaugeFunc
 }
 
 var _ overload.Metrics = (*overloadMetrics)(nil)
@@ -127,7 +136,7 @@ var _ overload.Metrics = (*overloadMetrics)(nil)
 func newOverloadMetrics(g *overloadGuard) *overloadMetrics {
 	return &overloadMetrics{
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dsn_sip_overload_rejected_total", Help: "New out-of-dialog requests answered 503 with Retry-After because the node was at a limit, by method and limit (inflight, goroutines, queue_delay, heap, rate).",
+			Name: "dsn_sip_overload_rejected_total", Help: "Requests answered 503 with Retry-After because the node was at a limit, by method and limit (inflight, goroutines, queue_delay, heap, rate, transactions).",
 		}, []string{"method", "reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dsn_sip_input_dropped_total", Help: "SIP input discarded before parsing, by transport and reason (oversized, malformed, conn_limit, conn_limit_ip, idle_timeout, message_timeout, write_timeout).",
@@ -141,11 +150,22 @@ func newOverloadMetrics(g *overloadGuard) *overloadMetrics {
 		delay: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "dsn_sip_queue_delay_seconds", Help: "99th percentile of the time runnable goroutines waited for a CPU over the last 100 ms.",
 		}, func() float64 { return time.Duration(g.queueDelay.Load()).Seconds() }),
+		txs: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dsn_sip_transactions", Help: "Requests handed to the SIP stack within the last 32 s, each weighing 1 and 1 more per 2 KiB of its size (the overload gate's transaction window, at most -max-transactions).",
+		}, func() float64 {
+			if gate := g.gate; gate != nil {
+				return float64(gate.Stats().Transactions)
+			}
+			return 0
+		}),
+		heap: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dsn_heap_live_bytes", Help: "Live heap after the last garbage collection (runtime/metrics /gc/heap/live:bytes), as the overload gate last sampled it.",
+		}, func() float64 { return float64(g.heap.Load()) }),
 	}
 }
 
 func (m *overloadMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.rejected, m.dropped, m.conns, m.inflight, m.delay}
+	return []prometheus.Collector{m.rejected, m.dropped, m.conns, m.inflight, m.delay, m.txs, m.heap}
 }
 
 func (m *overloadMetrics) Rejected(method string, r overload.Reason) {

@@ -11,11 +11,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -28,6 +30,11 @@ import (
 )
 
 func main() {
+	// sipgo refuses to send any UDP message over UDPMTUSize-200 bytes,
+	// responses too; RFC 3261 18.1.1 moves only requests that large to
+	// TCP (the proxy does that itself), and responses must be sent
+	// (18.2.2). A package global of sipgo: set here only.
+	sip.UDPMTUSize = 65535
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
@@ -46,8 +53,10 @@ type options struct {
 	dev                                             bool
 	pprof                                           bool
 	maxInflight                                     int
+	maxTransactions                                 int
 	authFile, trusted                               string
 	authOpen                                        bool
+	callPolicy, authAlgorithms                      string
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -77,7 +86,10 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.authFile, "auth-file", "", "SIP digest credentials `file` (user realm HA1 per line; see sip/auth); when set, REGISTER must authenticate")
 	fs.StringVar(&o.trusted, "trusted", "", "peers (`CIDR` list, e.g. the IMS CSCF) whose requests need no digest")
 	fs.BoolVar(&o.authOpen, "auth-open", false, "accept REGISTER without authentication (explicit; -dev implies it)")
+	fs.StringVar(&o.callPolicy, "call-policy", "", "who may call DSN users: `accept` (anyone), challenge (untrusted callers must authenticate with -auth-file credentials: 407), reject (403); -trusted peers and DSN nodes are exempt. Default: challenge with -auth-file, accept with -auth-open or -dev")
+	fs.StringVar(&o.authAlgorithms, "auth-algorithms", "SHA-256,MD5", "digest `algorithms` offered in 401/407 challenges, in this order (RFC 8760); clients that read only the first challenge and lack SHA-256 (e.g. SIPp 3.6) need MD5,SHA-256")
 	fs.IntVar(&o.maxInflight, "max-inflight", overload.DefaultConfig().MaxInflight, "SIP requests in progress (calls until their final response, REGISTERs) beyond which new out-of-dialog requests get 503 with Retry-After")
+	fs.IntVar(&o.maxTransactions, "max-transactions", overload.DefaultConfig().MaxTransactions, "SIP requests handed to the stack within 32 s (each holds a transaction that long) beyond which requests get 503: new out-of-dialog ones at half of it; bounds the memory of calls")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ on the admin address (keep the admin address private)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log `format`: json or console")
@@ -110,6 +122,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	defer log.Sync()
+	// sipgo logs through its package default logger where the node cannot
+	// hand it one (the TCP transport); set once, here.
+	sipLog := node.NewSIPLog(log, 10*time.Second, nil)
+	sip.SetDefaultLogger(slog.New(sipLog))
 
 	var dev *devEnv
 	if o.dev {
@@ -124,6 +140,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "dsn-node: %v\n", err)
 		return 2
 	}
+	deps.SIPLog = sipLog
 	n, err := node.New(cfg, deps)
 	if err != nil {
 		fmt.Fprintf(stderr, "dsn-node: %v\n", err)
@@ -171,6 +188,7 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 	cfg.AdminListen = o.admin
 	cfg.Pprof = o.pprof
 	cfg.Overload.MaxInflight = o.maxInflight
+	cfg.Overload.MaxTransactions = o.maxTransactions
 	cfg.Reps.K = o.reps
 	cfg.Proxy.RouteMode = proxy.RouteMode(o.routeMode)
 	cfg.Reps.Zone = o.dnsZone
@@ -225,6 +243,9 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 		return cfg, deps, err
 	}
 	deps.Authenticator = authn
+	if err := applyCallPolicy(o, log, &cfg, &deps); err != nil {
+		return cfg, deps, err
+	}
 	return cfg, deps, nil
 }
 
@@ -269,6 +290,9 @@ func buildAuth(o *options, log *zap.Logger) (registrar.Authenticator, error) {
 		}
 		acfg := auth.DefaultConfig()
 		acfg.Realm = o.domain
+		if acfg.Algorithms, err = auth.ParseAlgorithmList(o.authAlgorithms); err != nil {
+			return nil, fmt.Errorf("-auth-algorithms: %w", err)
+		}
 		return auth.New(acfg, store, trusted, time.Now, nil, log.Named("auth"))
 	case o.authOpen || o.dev:
 		if !o.dev {

@@ -138,6 +138,7 @@ func (f *Fleet) TryStart(name, ip, keyFile string, join []string, extra ...strin
 		"-name", name, "-domain", f.Domain,
 		"-sip", ip + ":0", "-cluster", ip + ":0", "-admin", ip + ":0",
 		"-cluster-key-file", keyFile, "-log-level", "debug", "-auth-open",
+		"-trusted", "127.0.0.1", // the test CSCF: SIPp callers on 127.0.0.1 may leave the DSN (IMS calls)
 	}
 	if len(join) > 0 {
 		args = append(args, "-join", strings.Join(join, ","))

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"slices"
 	"strings"
 )
 
@@ -87,4 +88,30 @@ func digestResponse(alg Algorithm, ha1, nonce, nc, cnonce, qop, method, uri stri
 		return alg.hashJoin(ha1, nonce, ha2)
 	}
 	return alg.hashJoin(ha1, nonce, nc, cnonce, qop, ha2)
+}
+
+// ParseAlgorithmList parses a comma-separated list of algorithms in the
+// order they are to be offered ("SHA-256,MD5", the -auth-algorithms flag).
+// White space around names is ignored; an empty list, an unknown name or a
+// name listed twice is an error wrapping ErrAlgorithm.
+func ParseAlgorithmList(s string) ([]Algorithm, error) {
+	var out []Algorithm
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		a, err := ParseAlgorithm(f)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(out, a) {
+			return nil, fmt.Errorf("%w: %s listed twice", ErrAlgorithm, a)
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: empty list (want e.g. SHA-256,MD5)", ErrAlgorithm)
+	}
+	return out, nil
 }

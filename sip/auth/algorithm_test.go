@@ -88,3 +88,23 @@ func TestParseAlgorithm(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAlgorithmList(t *testing.T) {
+	for in, want := range map[string]string{
+		"SHA-256,MD5": "SHA-256 MD5", " md5 , sha-256 ": "MD5 SHA-256", "MD5": "MD5",
+		"": "error", "MD5,MD5": "error", "MD5,SHA-512": "error", " , ": "error",
+	} {
+		got, err := ParseAlgorithmList(in)
+		s := "error"
+		if err == nil {
+			var names []string
+			for _, a := range got {
+				names = append(names, string(a))
+			}
+			s = strings.Join(names, " ")
+		}
+		if s != want {
+			t.Errorf("ParseAlgorithmList(%q) = %q (%v), want %q", in, s, err, want)
+		}
+	}
+}

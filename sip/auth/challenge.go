@@ -12,12 +12,14 @@ import (
 	"github.com/dsn-ims/dsn/sip/registrar"
 )
 
-// challenge returns the 401 for req: one WWW-Authenticate per offered
-// algorithm, strongest first (RFC 8760 section 2.4), all with the same
-// fresh nonce. Offered are the configured algorithms for which the To
-// user has credentials in realm, or all of them for an unknown user (so
-// the answer does not tell which users exist).
-func (d *Digest) challenge(req *sip.Request, realm string, now time.Time, stale bool) *registrar.Rejection {
+// challenge returns the 401 (or, for s proxyAuth, the 407) for req: one
+// WWW-Authenticate (Proxy-Authenticate) per offered algorithm, in the
+// configured order (RFC 8760 section 2.4), all with the same fresh nonce.
+// Offered are the configured algorithms for which the user s names (To
+// for REGISTER, From for a caller) has credentials in realm, or all of
+// them for an unknown user (so the answer does not tell which users
+// exist).
+func (d *Digest) challenge(req *sip.Request, realm string, now time.Time, stale bool, s scheme) *registrar.Rejection {
 	var rnd [8]byte
 	d.rndMu.Lock()
 	_, err := io.ReadFull(d.rnd, rnd[:])
@@ -27,13 +29,13 @@ func (d *Digest) challenge(req *sip.Request, realm string, now time.Time, stale 
 		return &registrar.Rejection{Code: sip.StatusInternalServerError}
 	}
 	nonce := d.nonces.issue(realm, now, rnd)
-	algs := d.store.algorithmsOf(toUser(req), realm, d.cfg.Algorithms)
+	algs := d.store.algorithmsOf(s.user(req), realm, d.cfg.Algorithms)
 	if len(algs) == 0 {
 		algs = d.cfg.Algorithms
 	}
-	rej := &registrar.Rejection{Code: sip.StatusUnauthorized, Reason: "Unauthorized"}
+	rej := &registrar.Rejection{Code: s.code, Reason: s.reason}
 	for _, a := range algs {
-		rej.Headers = append(rej.Headers, sip.NewHeader("WWW-Authenticate", challengeValue(realm, nonce, d.nonces.opaque, a, stale)))
+		rej.Headers = append(rej.Headers, sip.NewHeader(s.challenge, challengeValue(realm, nonce, d.nonces.opaque, a, stale)))
 	}
 	return rej
 }
@@ -63,8 +65,21 @@ func toUser(req *sip.Request) string {
 	if to == nil {
 		return ""
 	}
-	if u, err := url.PathUnescape(to.Address.User); err == nil {
-		return u
+	return unescapeUser(to.Address.User)
+}
+
+// fromUser is the unescaped user part of the From URI, "" if none.
+func fromUser(req *sip.Request) string {
+	from := req.From()
+	if from == nil {
+		return ""
 	}
-	return to.Address.User
+	return unescapeUser(from.Address.User)
+}
+
+func unescapeUser(u string) string {
+	if s, err := url.PathUnescape(u); err == nil {
+		return s
+	}
+	return u
 }

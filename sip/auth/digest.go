@@ -98,27 +98,59 @@ func New(cfg Config, store *Store, trusted *Trusted, clock func() time.Time, rnd
 // or 400 for malformed credentials or a digest-uri for another resource.
 // It never blocks on I/O and ignores ctx.
 func (d *Digest) Authenticate(_ context.Context, req *sip.Request, src registrar.Source) (string, *registrar.Rejection) {
+	return d.authenticate(req, src, userAuth)
+}
+
+// AuthenticateCaller authenticates the sender of a request a proxy
+// forwards (RFC 3261 section 22.3, proxy-to-user authentication): exactly
+// as Authenticate, but the credentials come from Proxy-Authorization and
+// a failure is answered 407 (Proxy Authentication Required) with
+// Proxy-Authenticate challenges. The algorithms offered are those the
+// From user (the caller) has credentials for. A trusted source is
+// accepted as "trusted:<addr>". Any authenticated user is accepted: what
+// a caller may reach is the proxy's call policy, not this method's.
+func (d *Digest) AuthenticateCaller(_ context.Context, req *sip.Request, src registrar.Source) (string, *registrar.Rejection) {
+	return d.authenticate(req, src, proxyAuth)
+}
+
+// scheme is the header pair and status of one Digest exchange: user
+// agent (401) or proxy (407) authentication.
+type scheme struct {
+	credentials string // header carrying the response
+	challenge   string // header carrying the challenges
+	code        int
+	reason      string
+	// user is whose credentials the challenge offers algorithms for.
+	user func(*sip.Request) string
+}
+
+var (
+	userAuth  = scheme{"Authorization", "WWW-Authenticate", sip.StatusUnauthorized, "Unauthorized", toUser}
+	proxyAuth = scheme{"Proxy-Authorization", "Proxy-Authenticate", sip.StatusProxyAuthRequired, "Proxy Authentication Required", fromUser}
+)
+
+func (d *Digest) authenticate(req *sip.Request, src registrar.Source, s scheme) (string, *registrar.Rejection) {
 	if a := src.Addr.Addr(); d.trusted.Contains(a) {
 		d.stats.trusted.Add(1)
 		return Identity{Peer: a.Unmap().WithZone("")}.String(), nil
 	}
 	realm := d.realmFor(req)
 	now := d.clock()
-	creds, err := findCredentials(req, realm)
+	creds, err := findCredentials(req, realm, s.credentials)
 	if err != nil {
 		d.stats.malformed.Add(1)
-		d.log.Info("malformed Authorization", zap.Stringer("src", src), zap.Error(err))
-		return "", &registrar.Rejection{Code: sip.StatusBadRequest, Reason: "Malformed Authorization"}
+		d.log.Info("malformed "+s.credentials, zap.Stringer("src", src), zap.Error(err))
+		return "", &registrar.Rejection{Code: sip.StatusBadRequest, Reason: "Malformed " + s.credentials}
 	}
 	if creds == nil {
 		d.stats.challenged.Add(1)
-		return "", d.challenge(req, realm, now, false)
+		return "", d.challenge(req, realm, now, false, s)
 	}
 	if !uriMatches(creds.URI, &req.Recipient) {
 		d.stats.malformed.Add(1)
-		d.log.Info("Authorization uri is not the Request-URI", zap.Stringer("src", src),
+		d.log.Info(s.credentials+" uri is not the Request-URI", zap.Stringer("src", src),
 			zap.String("uri", creds.URI), zap.String("request_uri", req.Recipient.String()))
-		return "", &registrar.Rejection{Code: sip.StatusBadRequest, Reason: "Authorization URI Does Not Match Request-URI"}
+		return "", &registrar.Rejection{Code: sip.StatusBadRequest, Reason: s.credentials + " URI Does Not Match Request-URI"}
 	}
 	stale, why := d.verify(req.Method.String(), creds, realm, now)
 	switch {
@@ -128,13 +160,13 @@ func (d *Digest) Authenticate(_ context.Context, req *sip.Request, src registrar
 	case stale:
 		d.stats.stale.Add(1)
 		d.log.Debug("stale nonce", zap.String("user", creds.Username), zap.Stringer("src", src), zap.String("reason", why))
-		return "", d.challenge(req, realm, now, true)
+		return "", d.challenge(req, realm, now, true, s)
 	default:
 		d.stats.challenged.Add(1)
 		d.stats.failed.Add(1)
 		d.log.Info("digest authentication failed", zap.String("user", creds.Username), zap.String("realm", realm),
-			zap.Stringer("src", src), zap.String("reason", why))
-		return "", d.challenge(req, realm, now, false)
+			zap.Stringer("src", src), zap.String("method", string(req.Method)), zap.String("reason", why))
+		return "", d.challenge(req, realm, now, false, s)
 	}
 }
 
@@ -199,11 +231,12 @@ func (d *Digest) verify(method string, creds *Credentials, realm string, now tim
 }
 
 // findCredentials returns the Digest credentials for realm among the
-// request's Authorization headers (other schemes and realms are ignored),
-// nil if there are none, or an error if one is malformed.
-func findCredentials(req *sip.Request, realm string) (*Credentials, error) {
+// request's header values of that name (Authorization or
+// Proxy-Authorization; other schemes and realms are ignored), nil if
+// there are none, or an error if one is malformed.
+func findCredentials(req *sip.Request, realm, header string) (*Credentials, error) {
 	var found *Credentials
-	for _, h := range req.GetHeaders("Authorization") {
+	for _, h := range req.GetHeaders(header) {
 		c, err := ParseAuthorization(h.Value())
 		if errors.Is(err, errNotDigest) {
 			continue

@@ -65,6 +65,18 @@
 // every nonce issued up to it is treated as used (stale), so eviction never
 // admits a replay. Only requests with a correct response take space.
 //
+// # Callers (proxy authentication)
+//
+// AuthenticateCaller is the same Digest for a request the proxy forwards
+// (RFC 3261 section 22.3): credentials in Proxy-Authorization, failures
+// answered 407 with Proxy-Authenticate challenges (stale=true as above),
+// algorithms offered by what the From user (the caller) has credentials
+// for. Nonces, their lifetime and the nonce-count replay tracker are
+// shared with REGISTER. The proxy's call policy and relay rule decide
+// when to ask (sip/proxy); any authenticated user is accepted.
+// Config.Algorithms is the order of the challenges (-auth-algorithms):
+// clients that take the first one, such as SIPp 3.6, need MD5 first.
+//
 // # Authorisation
 //
 // Authenticate returns the identity "digest:<user>@<realm>" or

@@ -23,7 +23,7 @@ func BenchmarkParseHead(b *testing.B) {
 func BenchmarkDecide(b *testing.B) {
 	for _, shed := range []bool{false, true} {
 		b.Run(fmt.Sprintf("shed=%v", shed), func(b *testing.B) {
-			g, fl, clk, _ := testGate(b, func(c *Config) { c.TrackMax = 1 << 14 })
+			g, fl, clk, _ := testGate(b, func(c *Config) { c.MaxTransactions = 1 << 14 })
 			if shed {
 				fl.l = Load{InFlight: 100}
 			}

@@ -41,13 +41,25 @@ type Config struct {
 	// RetryAfter is the Retry-After of a 503 sent for overload, in whole
 	// seconds.
 	RetryAfter time.Duration
-	// TrackTTL is how long the Via branch of an admitted request is
-	// remembered, so that its retransmissions are admitted too while the
-	// node sheds load (at least 64*T1 = 32 s, the longest a client
-	// retransmits).
+	// MaxTransactions bounds the transaction window: the requests the
+	// gate handed to the SIP stack in the last TrackTTL (retransmissions
+	// count once), each weighing 1 and 1 more for every 2 KiB of its
+	// size. Each of them holds a server transaction, and its forwarded
+	// copy a client transaction and the proxy's call state, for up to
+	// 64*T1 = 32 s after its final response; so this bounds the memory of
+	// calls whatever the offered load (11-14 KiB of live heap per unit
+	// for calls as bench/overload makes them). New out-of-dialog requests
+	// may take half of it, paced: an eighth at once, then three eighths
+	// per TrackTTL (so at most 3*MaxTransactions/(8*TrackTTL) a second
+	// sustained: 768/s for 65,536); beyond, 503. Requests inside a dialog
+	// and CANCELs may fill it, so that calls already accepted can end.
+	MaxTransactions int
+	// TrackTTL is how long a request stays in the transaction window:
+	// the longest sipgo keeps its transaction after the final response
+	// (64*T1 = 32 s over UDP), also the longest a client retransmits it.
+	// Retransmissions of a request in the window are admitted while the
+	// node sheds load.
 	TrackTTL time.Duration
-	// TrackMax bounds the remembered branches; the oldest go first.
-	TrackMax int
 	// ReleaseAfter is how often, starting this long after the last
 	// request shed for overload and for 12 rounds, the node returns the
 	// memory the overload took to the operating system (see Recovery).
@@ -85,24 +97,27 @@ type Config struct {
 // DefaultConfig returns production defaults. The admission limits are
 // sized from the capacity measured in bench/overload (one node on 2
 // cores: about 1,000-1,500 calls/s): a CPU-bound node starts shedding
-// when runnable goroutines wait 50 ms, long before the hard bounds.
+// when runnable goroutines wait 50 ms, long before the hard bounds. The
+// transaction window (65,536) admits 8,192 new requests at once and 768
+// a second after that, for at most about 0.9 GiB of live heap (829 MiB
+// measured at 10x); a smaller one trades calls per second for memory.
 func DefaultConfig() Config {
 	return Config{
-		MaxInflight:    2000,
-		MaxGoroutines:  10000,
-		MaxQueueDelay:  50 * time.Millisecond,
-		MaxHeap:        1 << 30,
-		RetryAfter:     5 * time.Second,
-		TrackTTL:       32 * time.Second,
-		TrackMax:       1 << 16,
-		ReleaseAfter:   10 * time.Second,
-		MaxMessage:     65535,
-		UDPReadBuffer:  4 << 20,
-		MaxConns:       4096,
-		MaxConnsPerIP:  256,
-		IdleTimeout:    5 * time.Minute,
-		MessageTimeout: 10 * time.Second,
-		WriteTimeout:   10 * time.Second,
+		MaxInflight:     2000,
+		MaxGoroutines:   10000,
+		MaxQueueDelay:   50 * time.Millisecond,
+		MaxHeap:         1 << 30,
+		RetryAfter:      5 * time.Second,
+		MaxTransactions: 1 << 16,
+		TrackTTL:        32 * time.Second,
+		ReleaseAfter:    10 * time.Second,
+		MaxMessage:      65535,
+		UDPReadBuffer:   4 << 20,
+		MaxConns:        4096,
+		MaxConnsPerIP:   256,
+		IdleTimeout:     5 * time.Minute,
+		MessageTimeout:  10 * time.Second,
+		WriteTimeout:    10 * time.Second,
 	}
 }
 
@@ -124,8 +139,9 @@ func (c Config) Validate() error {
 		return bad("RetryAfter = %v, want whole seconds >= 1s", c.RetryAfter)
 	case c.TrackTTL <= 0:
 		return bad("TrackTTL = %v, want > 0", c.TrackTTL)
-	case c.TrackMax < 1:
-		return bad("TrackMax = %d, want >= 1", c.TrackMax)
+	case c.MaxTransactions < 8*weight(c.MaxMessage):
+		return bad("MaxTransactions = %d, want >= %d (new requests may take an eighth at once; a request of MaxMessage bytes weighs %d)",
+			c.MaxTransactions, 8*weight(c.MaxMessage), weight(c.MaxMessage))
 	case c.ReleaseAfter < 0:
 		return bad("ReleaseAfter = %v, want >= 0", c.ReleaseAfter)
 	case c.MaxMessage < 1024:

@@ -16,15 +16,36 @@
 //
 // # The rule (Gate.Decide)
 //
-// Responses, ACK, CANCEL and in-dialog requests (To tag) always pass:
-// shedding them would break accepted calls. A retransmission of a request
-// admitted within Config.TrackTTL passes. Any other request (INVITE,
-// REGISTER, MESSAGE, SUBSCRIBE, OPTIONS, ... outside a dialog) is
-// rejected while the node is at one of its limits: requests in progress
-// (Config.MaxInflight), goroutines (Config.MaxGoroutines), scheduling
-// delay (Config.MaxQueueDelay: runnable goroutines wait for a CPU), or
-// an optional token-bucket rate (Config.Rate, Config.Burst). The load is
-// sampled through Deps.Load for each such request.
+// Responses and ACKs always pass: shedding them would break accepted
+// calls, and they open no transaction that outlives its handler. Every
+// other request the gate hands to sipgo opens a server transaction that
+// sipgo keeps up to 64*T1 = 32 s after its final response (with, for a
+// forwarded request, a client transaction and the proxy's call state):
+// that, not the offered load, is what a node's memory grows with. So the
+// gate keeps a transaction window: the requests it passed in the last
+// Config.TrackTTL, by transaction identity (top Via, Call-ID, CSeq,
+// method), each weighing 1 and 1 more per 2 KiB of its size. A request
+// already in it is a retransmission and passes (also while shedding),
+// as does the CANCEL of an INVITE in it. Requests inside a dialog (To
+// tag) and CANCELs pass while the window is below
+// Config.MaxTransactions. Any other request (INVITE, REGISTER, MESSAGE,
+// SUBSCRIBE, OPTIONS, ... outside a dialog) is paced into the window (an
+// eighth of it at once, then three eighths per TrackTTL, so that new
+// requests never take more than half and a sustained overload is
+// admitted steadily rather than in bursts), and rejected beyond that pace
+// and while the node is at one of its other limits: requests in progress (Config.MaxInflight), goroutines
+// (Config.MaxGoroutines), scheduling delay (Config.MaxQueueDelay:
+// runnable goroutines wait for a CPU), live heap (Config.MaxHeap), or an
+// optional token-bucket rate (Config.Rate, Config.Burst). The load is
+// sampled through Deps.Load for each such request. Every rejection is
+// counted by Metrics.Rejected with its reason.
+//
+// Memory is thus bounded by configuration: the window by MaxTransactions
+// (the gate's own table, which gives its memory back once mostly empty),
+// sipgo's transaction tables and the proxy's per-call tables by what the
+// window admitted, ringing calls by MaxInflight, TCP connections by
+// MaxConns (each holds sipgo's 32 KiB read buffer, a 4 KiB one here and
+// a goroutine), a message by MaxMessage.
 //
 // # Input limits
 //
@@ -49,7 +70,8 @@
 // per socket or connection) and do all their work there, with no goroutine
 // of their own. A Gate and the wrappers are safe for concurrent use;
 // Metrics is called from read goroutines and must not block.
-// QueueDelaySampler and Recovery belong to one driver goroutine (the
-// node's overload ticker), which samples the scheduling delay and, once
-// an overload is over, returns its memory to the OS.
+// Sampler and Recovery belong to one driver goroutine (the node's
+// overload ticker), which samples the scheduling delay and the live
+// heap, calls Gate.Prune so that the window expires while no request
+// comes, and, once an overload is over, returns its memory to the OS.
 package overload

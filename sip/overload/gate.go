@@ -2,6 +2,7 @@ package overload
 
 import (
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,9 @@ const (
 	ReasonQueueDelay Reason = "queue_delay"
 	ReasonHeap       Reason = "heap"
 	ReasonRate       Reason = "rate"
+	// ReasonTransactions: the transaction window is full (see
+	// Config.MaxTransactions).
+	ReasonTransactions Reason = "transactions"
 )
 
 // Verdict is what to do with one message.
@@ -106,21 +110,15 @@ type Gate struct {
 	load    func() Load
 	now     func() time.Time
 	metrics Metrics
+	seed    maphash.Seed
 
-	mu      sync.Mutex
-	tokens  float64
-	refill  time.Time
-	tracked map[string]time.Time // admitted branches -> forget at
-	order   []tracked            // the same, oldest first (a queue)
-	head    int
+	mu   sync.Mutex
+	rate bucket // Config.Rate, Burst
+	pace bucket // new requests into the window (see Decide)
+	win  window
 
 	admitted, rejected atomic.Int64
 	lastShed           atomic.Int64 // unix nanoseconds of the last Reject
-}
-
-type tracked struct {
-	branch string
-	until  time.Time
 }
 
 // New returns a gate.
@@ -138,7 +136,13 @@ func New(cfg Config, deps Deps) (*Gate, error) {
 		deps.Metrics = nopMetrics{}
 	}
 	return &Gate{cfg: cfg, load: deps.Load, now: deps.Now, metrics: deps.Metrics,
-		tokens: float64(cfg.Burst), tracked: make(map[string]time.Time)}, nil
+		// The seed only keys the window's hash of transaction identities
+		// (no behaviour depends on its value); being random, a peer
+		// cannot craft collisions with it.
+		seed: maphash.MakeSeed(),
+		rate: newBucket(cfg.Rate, float64(cfg.Burst)),
+		pace: newBucket(paceShare*float64(cfg.MaxTransactions)/cfg.TrackTTL.Seconds(), paceBurst*float64(cfg.MaxTransactions)),
+		win:  newWindow()}, nil
 }
 
 // Config returns the gate's configuration.
@@ -157,17 +161,26 @@ func (g *Gate) Admit(h *Head) Decision {
 // Decide is the gate's rule; load is called only for a new out-of-dialog
 // request.
 //
-//   - Responses, ACK, CANCEL and requests inside a dialog (To tag) are
-//     admitted: shedding them would break calls already accepted. The ACK
-//     of a response the gate sent (To tag with TagPrefix) is absorbed.
-//   - A new request whose Via branch was admitted less than TrackTTL ago
-//     is a retransmission and is admitted again.
-//   - Any other new request is rejected while InFlight, Goroutines,
-//     QueueDelay or HeapBytes is at its limit, or when the token bucket
-//     (Rate, Burst) is empty; otherwise admitted, and its branch
-//     remembered.
+//   - Responses and ACKs are admitted: they open no transaction that
+//     outlives its handler, and shedding them would break calls already
+//     accepted. The ACK of a response the gate sent (To tag with
+//     TagPrefix) is absorbed.
+//   - A request whose transaction is in the window (it was handed to the
+//     stack less than TrackTTL ago) is a retransmission and is admitted
+//     again; so is a CANCEL whose INVITE is in the window.
+//   - A request inside a dialog (To tag), and a CANCEL, is admitted and
+//     enters the window unless that would take the window over
+//     MaxTransactions. Each request weighs 1 in the window, and 1 more
+//     for every 2 KiB of its size.
+//   - Any other (new) request is rejected when it would take the new
+//     requests in the window over MaxTransactions/2 or the window over
+//     MaxTransactions, or come faster than the window's pace (at most
+//     MaxTransactions/8 at once, then 3*MaxTransactions/8 per TrackTTL),
+//     while InFlight, Goroutines, QueueDelay or HeapBytes is at its
+//     limit, or when the token bucket (Rate, Burst) is empty; otherwise
+//     admitted, and it enters the window.
 func (g *Gate) Decide(h *Head, load func() Load, now time.Time) Decision {
-	if h.Response || h.Method == "CANCEL" {
+	if h.Response {
 		return Decision{}
 	}
 	if h.Method == "ACK" {
@@ -176,36 +189,69 @@ func (g *Gate) Decide(h *Head, load func() Load, now time.Time) Decision {
 		}
 		return Decision{}
 	}
-	if h.ToTag != nil {
-		return Decision{}
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.expire(now)
-	if until, ok := g.tracked[string(h.Branch)]; ok && len(h.Branch) > 0 && now.Before(until) {
+	g.win.expire(now.UnixNano())
+	if h.Method == "CANCEL" && g.win.has(g.txKey(h, "INVITE")) {
 		return Decision{}
+	}
+	key := g.txKey(h, h.Method)
+	if g.win.has(key) {
+		return Decision{}
+	}
+	until := now.Add(g.cfg.TrackTTL).UnixNano()
+	wt := weight(h.Len + int(min(max(h.ContentLength, 0), int64(g.cfg.MaxMessage))))
+	if h.ToTag != nil || h.Method == "CANCEL" {
+		if g.win.len()+wt > g.cfg.MaxTransactions {
+			return g.shed(ReasonTransactions, now)
+		}
+		g.win.add(key, until, wt, false)
+		return Decision{}
+	}
+	g.pace.fill(now)
+	if g.win.len()+wt > g.cfg.MaxTransactions || 2*(g.win.news+wt) > g.cfg.MaxTransactions || !g.pace.has(float64(wt)) {
+		return g.shed(ReasonTransactions, now)
 	}
 	if r := g.overloaded(load()); r != "" {
 		return g.shed(r, now)
 	}
 	if g.cfg.Rate > 0 {
-		g.tokens += now.Sub(g.refill).Seconds() * g.cfg.Rate
-		g.refill = now
-		if max := float64(g.cfg.Burst); g.tokens > max {
-			g.tokens = max
-		}
-		if g.tokens < 1 {
+		g.rate.fill(now)
+		if !g.rate.has(1) {
 			return g.shed(ReasonRate, now)
 		}
-		g.tokens--
+		g.rate.take(1)
 	}
+	g.pace.take(float64(wt))
 	g.admitted.Add(1)
-	if len(h.Branch) > 0 {
-		b := string(h.Branch)
-		g.tracked[b] = now.Add(g.cfg.TrackTTL)
-		g.order = append(g.order, tracked{b, now.Add(g.cfg.TrackTTL)})
-	}
+	g.win.add(key, until, wt, true)
 	return Decision{}
+}
+
+// New requests are paced into the window: paceBurst of MaxTransactions at
+// once, paceShare of it per TrackTTL after that, so that in any TrackTTL
+// they take at most half of it (paceBurst+paceShare = 1/2) and a
+// sustained overload is admitted at a steady rate instead of filling the
+// window in a burst and then refusing every new request until it drains.
+const (
+	paceBurst = 1.0 / 8
+	paceShare = 3.0 / 8
+)
+
+// txKey hashes what identifies h's server transaction when its method is
+// m: the top Via (sent-by and branch), Call-ID, CSeq number and method.
+// It is stricter than RFC 3261 17.2.3 (which needs only the branch and
+// sent-by), so that no request the stack would take for a new
+// transaction passes for a retransmission.
+func (g *Gate) txKey(h *Head, m string) uint64 {
+	var d maphash.Hash
+	d.SetSeed(g.seed)
+	for _, f := range [...][]byte{h.Via, h.CallID, h.CSeq} {
+		d.Write(f)
+		d.WriteByte(0)
+	}
+	d.WriteString(m)
+	return d.Sum64()
 }
 
 func (g *Gate) overloaded(l Load) Reason {
@@ -228,46 +274,24 @@ func (g *Gate) shed(r Reason, now time.Time) Decision {
 	return Decision{Verdict: Reject, Reason: r}
 }
 
-// expire forgets branches past their time, and the oldest beyond
-// TrackMax. Called with mu held.
-func (g *Gate) expire(now time.Time) {
-	for g.head < len(g.order) && (!now.Before(g.order[g.head].until) || len(g.order)-g.head >= g.cfg.TrackMax) {
-		t := g.order[g.head]
-		if until, ok := g.tracked[t.branch]; ok && until.Equal(t.until) {
-			delete(g.tracked, t.branch)
-		}
-		g.order[g.head] = tracked{}
-		g.head++
-	}
-	if g.head == len(g.order) && cap(g.order) > 1024 {
-		// Empty after a busy spell: a Go map never shrinks, so start
-		// afresh rather than keep the peak's buckets.
-		g.tracked, g.order, g.head = make(map[string]time.Time), nil, 0
-		return
-	}
-	// Compact the queue once its dead prefix is at least half of it.
-	if g.head > 0 && g.head*2 >= len(g.order) {
-		n := copy(g.order, g.order[g.head:])
-		clear(g.order[n:])
-		g.order = g.order[:n]
-		g.head = 0
-	}
-}
-
-// Prune forgets the branches past TrackTTL now; Decide does it as it
-// goes, the driver calls it when requests stop coming.
+// Prune forgets the transactions past TrackTTL now and returns the
+// window's memory once it is mostly empty; Decide does it as it goes,
+// the driver calls it when requests stop coming.
 func (g *Gate) Prune() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.expire(g.now())
+	g.win.expire(g.now().UnixNano())
 }
 
 // Stats are the gate's totals since New.
 type Stats struct {
-	// Admitted and Rejected count new out-of-dialog requests.
+	// Admitted and Rejected count new out-of-dialog requests; Rejected
+	// also counts requests inside a dialog shed at MaxTransactions.
 	Admitted, Rejected int64
-	// Tracked is the number of remembered branches.
-	Tracked int
+	// Transactions is the window's size: the requests handed to the stack
+	// within TrackTTL, each weighing 1 and 1 more per 2 KiB of its size;
+	// New is the part new out-of-dialog requests take.
+	Transactions, New int
 	// LastShed is when a request was last rejected (zero: never).
 	LastShed time.Time
 }
@@ -275,9 +299,9 @@ type Stats struct {
 // Stats returns the gate's totals.
 func (g *Gate) Stats() Stats {
 	g.mu.Lock()
-	n := len(g.tracked)
+	n, news := g.win.len(), g.win.news
 	g.mu.Unlock()
-	s := Stats{Admitted: g.admitted.Load(), Rejected: g.rejected.Load(), Tracked: n}
+	s := Stats{Admitted: g.admitted.Load(), Rejected: g.rejected.Load(), Transactions: n, New: news}
 	if t := g.lastShed.Load(); t != 0 {
 		s.LastShed = time.Unix(0, t)
 	}

@@ -24,6 +24,11 @@ type Head struct {
 	ToTag []byte
 	// Branch is the top Via's branch parameter (nil when absent).
 	Branch []byte
+	// Via is the top via-parm as sent (sent-protocol, sent-by and
+	// parameters), CallID the Call-ID value and CSeq the CSeq sequence
+	// number, all without surrounding whitespace (nil when absent): with
+	// the method they identify the request's server transaction.
+	Via, CallID, CSeq []byte
 	// Len is the length of the start line, the headers and the empty line.
 	Len int
 	// ContentLength is the Content-Length header's value, -1 when the
@@ -57,8 +62,17 @@ func ParseHead(b []byte) (Head, error) {
 		case "via":
 			if !seenVia {
 				seenVia = true
-				h.Branch = param(firstViaParm(it.value.of(b)), "branch")
+				h.Via = trimLWS(firstViaParm(it.value.of(b)))
+				h.Branch = param(h.Via, "branch")
 			}
+		case "call-id":
+			h.CallID = trimLWS(it.value.of(b))
+		case "cseq":
+			v := trimLWS(it.value.of(b))
+			if i := bytes.IndexAny(v, " \t\r\n"); i >= 0 {
+				v = v[:i]
+			}
+			h.CSeq = v
 		case "to":
 			h.ToTag = tagParam(it.value.of(b))
 		case "content-length":

@@ -2,6 +2,7 @@ package overload
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -25,7 +26,8 @@ func TestParseHead(t *testing.T) {
 			resp: true, toTag: "x", branch: "z9hG4bKc", clen: 0},
 		{name: "status line without reason", in: msg("", "SIP/2.0 200", "Via: SIP/2.0/UDP h;branch=z9hG4bKc"), resp: true, toTag: "-", branch: "z9hG4bKc", clen: 0},
 		{name: "compact forms, odd case and spaces", in: msg("",
-			"OPTIONS sip:n SIP/2.0", "v : SIP/2.0/TCP h:5061 ; BRANCH = z9hG4bKd ; rport", "t:  sip:b@h ;Tag=  q7 ", "L: 0"),
+			"OPTIONS sip:n SIP/2.0", "v : SIP/2.0/TCP h:5061 ; BRANCH = z9hG4bKd ; rport", "t:  sip:b@h ;Tag=  q7 ", "L: 0",
+			"i:  c-7 ", "cseq:\t12  OPTIONS"),
 			method: "OPTIONS", toTag: "q7", branch: "z9hG4bKd", clen: 0},
 		{name: "first via-parm of the first Via", in: msg("",
 			"MESSAGE sip:b@h SIP/2.0", "Via: SIP/2.0/UDP a;branch=z9hG4bKtop, SIP/2.0/UDP b;branch=z9hG4bKlow", "Via: SIP/2.0/UDP c;branch=z9hG4bKthird"),
@@ -81,6 +83,11 @@ func TestParseHead(t *testing.T) {
 				t.Fatalf("got resp=%v method=%q toTag=%q branch=%q clen=%d, want %v %q %q %q %d",
 					h.Response, h.Method, str(h.ToTag), str(h.Branch), h.ContentLength, tt.resp, tt.method, tt.toTag, tt.branch, tt.clen)
 			}
+			if tt.name == "compact forms, odd case and spaces" {
+				if string(h.Via) != "SIP/2.0/TCP h:5061 ; BRANCH = z9hG4bKd ; rport" || string(h.CallID) != "c-7" || string(h.CSeq) != "12" {
+					t.Fatalf("Via %q, Call-ID %q, CSeq %q", h.Via, h.CallID, h.CSeq)
+				}
+			}
 			if h.Len <= 0 || h.Len > len(tt.in) || string(tt.in[h.Len-4:h.Len]) != "\r\n\r\n" {
 				t.Fatalf("Len = %d: not the end of the head", h.Len)
 			}
@@ -125,6 +132,14 @@ func TestParseHeadTorture(t *testing.T) {
 				if b, _ := via.Params.Get("branch"); b != string(h.Branch) {
 					t.Errorf("branch %q, sipgo %q", h.Branch, b)
 				}
+			}
+			// The transaction identity: the same Call-ID and CSeq number
+			// as sipgo reads them.
+			if cid := req.CallID(); cid != nil && cid.Value() != string(h.CallID) {
+				t.Errorf("Call-ID %q, sipgo %q", h.CallID, cid.Value())
+			}
+			if n, _ := strconv.ParseUint(string(h.CSeq), 10, 32); req.CSeq() != nil && uint32(n) != req.CSeq().SeqNo {
+				t.Errorf("CSeq %q, sipgo %d", h.CSeq, req.CSeq().SeqNo)
 			}
 		})
 	}

@@ -14,8 +14,10 @@ const releaseRounds = 12
 // their last message, some time after the last request was shed; so
 // Recovery is due every Config.ReleaseAfter after the last shed request,
 // releaseRounds times (2 minutes by default), and then no more until the
-// next overload. Not safe for concurrent use: the driver goroutine owns
-// it.
+// next overload; and once more as soon as the transaction window has
+// drained (to a 64th of MaxTransactions), which is when what the
+// overload admitted is gone. Not safe for concurrent use: the driver
+// goroutine owns it.
 //
 // It also decides when the live-heap reading is stale: the runtime
 // measures the live heap only when it collects garbage, and an idle node
@@ -26,7 +28,9 @@ const releaseRounds = 12
 type Recovery struct {
 	after       time.Duration
 	maxHeap     uint64
+	drained     int // window size at which it counts as drained
 	lastRelease time.Time
+	drainedFor  time.Time // the last shed the drained window was released for
 	lastGC      time.Time
 }
 
@@ -37,7 +41,7 @@ const heapRefresh = time.Second
 // NewRecovery returns a Recovery for cfg (releases never due when
 // ReleaseAfter is 0, collections never when MaxHeap is 0).
 func NewRecovery(cfg Config) *Recovery {
-	return &Recovery{after: cfg.ReleaseAfter, maxHeap: cfg.MaxHeap}
+	return &Recovery{after: cfg.ReleaseAfter, maxHeap: cfg.MaxHeap, drained: cfg.MaxTransactions / 64}
 }
 
 // CollectDue reports whether to collect garbage now to refresh a live-heap
@@ -51,14 +55,18 @@ func (r *Recovery) CollectDue(heap uint64, now time.Time) bool {
 }
 
 // Due reports whether to release memory now, given when the gate last
-// shed a request (zero: never).
-func (r *Recovery) Due(lastShed, now time.Time) bool {
+// shed a request (zero: never) and the size of its transaction window.
+func (r *Recovery) Due(lastShed, now time.Time, window int) bool {
 	if r.after <= 0 || lastShed.IsZero() {
 		return false
 	}
 	since := now.Sub(lastShed)
 	if since < r.after || since > releaseRounds*r.after {
 		return false
+	}
+	if window <= r.drained && !r.drainedFor.Equal(lastShed) {
+		r.drainedFor, r.lastRelease = lastShed, now
+		return true
 	}
 	if r.lastRelease.After(lastShed) && now.Sub(r.lastRelease) < r.after {
 		return false

@@ -1,6 +1,7 @@
 package overload
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -10,13 +11,14 @@ func TestRecovery(t *testing.T) {
 	cfg.ReleaseAfter = 10 * time.Second
 	r := NewRecovery(cfg)
 	t0 := time.Unix(1000, 0)
-	if r.Due(time.Time{}, t0) {
+	if r.Due(time.Time{}, t0, 0) {
 		t.Fatal("due without any shedding")
 	}
-	// Ticks every second for 3 minutes after the last shed request.
+	// Ticks every second for 3 minutes after the last shed request; the
+	// window stays full.
 	var at []time.Duration
 	for s := time.Duration(0); s <= 3*time.Minute; s += time.Second {
-		if r.Due(t0, t0.Add(s)) {
+		if r.Due(t0, t0.Add(s), cfg.MaxTransactions) {
 			at = append(at, s)
 		}
 	}
@@ -31,12 +33,39 @@ func TestRecovery(t *testing.T) {
 	}
 	// A new overload starts the rounds again.
 	t1 := t0.Add(10 * time.Minute)
-	if r.Due(t1, t1.Add(9*time.Second)) || !r.Due(t1, t1.Add(10*time.Second)) {
+	if r.Due(t1, t1.Add(9*time.Second), 0) || !r.Due(t1, t1.Add(10*time.Second), 0) {
 		t.Fatal("a second overload is not released")
 	}
 	cfg.ReleaseAfter = 0
-	if NewRecovery(cfg).Due(t0, t0.Add(time.Minute)) {
+	if NewRecovery(cfg).Due(t0, t0.Add(time.Minute), 0) {
 		t.Fatal("due with ReleaseAfter 0")
+	}
+}
+
+// TestRecoveryWhenWindowDrains: one more release as soon as the window has
+// drained after an overload, once per overload.
+func TestRecoveryWhenWindowDrains(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ReleaseAfter, cfg.MaxTransactions = 10*time.Second, 6400
+	r := NewRecovery(cfg)
+	t0 := time.Unix(1000, 0)
+	window := func(s int) int {
+		if s < 33 {
+			return 6000 // the overload's calls, 32 s
+		}
+		return 64 // probes
+	}
+	var at []int
+	for s := 0; s <= 60; s++ {
+		if r.Due(t0, t0.Add(time.Duration(s)*time.Second), window(s)) {
+			at = append(at, s)
+		}
+	}
+	if want := []int{10, 20, 30, 33, 43, 53}; fmt.Sprint(at) != fmt.Sprint(want) {
+		t.Fatalf("released at %v s, want %v", at, want)
+	}
+	if r.Due(t0, t0.Add(5*time.Second), 0) {
+		t.Fatal("due while the overload may go on (5 s after the last shed)")
 	}
 }
 

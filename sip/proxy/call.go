@@ -272,6 +272,7 @@ func (c *call) startHop(i int) {
 	p.taps.add(l.branchID, &tapEntry{c: c, branch: i, hop: hopIdx, method: c.up.Method})
 
 	client, _ := p.sender()
+	p.allowDial(l.req)
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.LookupTimeout)
 	tx, err := client.TransactionRequest(ctx, l.req, prebuilt)
 	cancel()
@@ -346,8 +347,10 @@ func (c *call) sendCancel(i int) {
 	hopIdx := c.rc.branches[i].hop
 	l.timers = append(l.timers, c.after(p.cfg.CancelTimeout, event{kind: evCancelTimeout, branch: i, hop: hopIdx}))
 	client, _ := p.sender()
+	creq := cancelFor(l.req)
+	p.allowDial(creq)
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.LookupTimeout)
-	tx, err := client.TransactionRequest(ctx, cancelFor(l.req), prebuilt)
+	tx, err := client.TransactionRequest(ctx, creq, prebuilt)
 	cancel()
 	if err != nil {
 		p.log.Info("sending CANCEL failed", zap.Error(err))

@@ -97,6 +97,18 @@ type Config struct {
 	// RetryAfter is sent with the proxy's own 503 (home node or DNS not
 	// reachable), so a CSCF fails over to another representative.
 	RetryAfter time.Duration
+	// CallPolicy decides who may send out-of-dialog requests to DSN
+	// subscribers (-call-policy): accept, challenge (needs Deps.Callers)
+	// or reject; trusted peers and DSN nodes are exempt. Requests that
+	// would leave the DSN need a trusted source, a DSN node or Digest
+	// whatever the policy (no open relay).
+	CallPolicy CallPolicy
+	// NodeAuthWindow is how far the time in a DSN-Node-Auth marker may be
+	// from this node's clock, either way. It covers the network delay,
+	// the retransmissions of an unanswered request over UDP (the last one
+	// about 32 s after the first) and the clock difference between nodes
+	// (keep them synchronised with NTP).
+	NodeAuthWindow time.Duration
 }
 
 // DefaultConfig returns production defaults. Domain and Advertise are
@@ -115,6 +127,8 @@ func DefaultConfig() Config {
 		AckGateTTL:          32 * time.Second,
 		LookupTimeout:       3 * time.Second,
 		RetryAfter:          5 * time.Second,
+		CallPolicy:          PolicyChallenge,
+		NodeAuthWindow:      time.Minute,
 	}
 }
 
@@ -135,6 +149,11 @@ func (c Config) Validate() error {
 		if _, err := netip.ParseAddrPort(c.ListenUDP); err != nil {
 			return fmt.Errorf("%w: ListenUDP %q, want ip:port: %v", ErrInvalidConfig, c.ListenUDP, err)
 		}
+	}
+	switch c.CallPolicy {
+	case PolicyAccept, PolicyChallenge, PolicyReject:
+	default:
+		return fmt.Errorf("%w: CallPolicy %q, want accept, challenge or reject", ErrInvalidConfig, c.CallPolicy)
 	}
 	if c.RouteMode != ModeProxy && c.RouteMode != ModeRedirect {
 		return fmt.Errorf("%w: RouteMode %q, want proxy or redirect", ErrInvalidConfig, c.RouteMode)
@@ -162,6 +181,7 @@ func (c Config) Validate() error {
 		{"AckGateTTL", c.AckGateTTL},
 		{"LookupTimeout", c.LookupTimeout},
 		{"RetryAfter", c.RetryAfter},
+		{"NodeAuthWindow", c.NodeAuthWindow},
 	}
 	for _, d := range durations {
 		if d.v <= 0 {

@@ -99,4 +99,20 @@ type Deps struct {
 	// Rand generates Via branch and Record-Route tokens; nil means a
 	// generator seeded from crypto/rand.
 	Rand *rand.Rand
+	// Trusted are the peers (e.g. the IMS CSCF) exempt from the call
+	// policy and the relay rule; nil means none.
+	Trusted TrustedPeers
+	// Callers authenticates callers by Digest (407 challenges). Required
+	// for Config.CallPolicy challenge; without it no request is
+	// challenged and relaying needs a trusted source or a DSN node.
+	Callers Callers
+	// NodeAuth signs requests this node forwards to other DSN nodes and
+	// verifies theirs (DSN-Node-Auth). nil: nothing is signed, and no
+	// request is recognised as coming from a DSN node, so a multi-node
+	// DSN needs it unless every node trusts the others' addresses.
+	NodeAuth *NodeAuth
+	// Dials, when its UserAgentOptions are installed on the sipgo user
+	// agent, is told each next hop before the proxy sends, so that sipgo
+	// opens connections to those only. nil: sipgo dials as it likes.
+	Dials *DialGuard
 }

@@ -15,7 +15,8 @@
 //     Record-Route carries one;
 //   - to this node itself when the Request-URI is this node or the bare
 //     domain without user: OPTIONS gets 200 with Allow, Accept and
-//     Supported (even at Max-Forwards 0: a keepalive / health probe),
+//     Supported (even at Max-Forwards 0: a keepalive / health probe), a
+//     method the node does not implement 501 with Allow (RFC 3261 8.2.1),
 //     other methods 404;
 //   - for tel: URIs and sip:+E.164;user=phone: through ENUM
 //     (dnsreport.Resolver.ENUM); the URI it yields is routed as below. A
@@ -34,6 +35,61 @@
 //   - to any other domain (the IMS side): RFC 3263 server location
 //     (dnsreport.Resolver.Locate), trying the next target when one answers
 //     503, fails at the transport, or is silent for Config.FailoverTimeout.
+//
+// # Who may do what
+//
+// Every request is first given a standing: its source address is in
+// Deps.Trusted (-trusted: the IMS CSCF, an SBC), or it carries a valid
+// DSN-Node-Auth marker (another DSN node sent it), or neither. Then:
+//
+//   - Calls: an out-of-dialog request for a DSN subscriber (INVITE,
+//     MESSAGE, SUBSCRIBE, OPTIONS to a user...) from an untrusted source
+//     that is no DSN node follows Config.CallPolicy: accept (anyone may
+//     call, as a terminating IMS network), challenge (407 with one
+//     Proxy-Authenticate per algorithm; the caller answers with
+//     Proxy-Authorization, checked by Deps.Callers - the same Digest,
+//     nonces, stale and nonce-count rules as for REGISTER, RFC 3261
+//     22.3), or reject (403). Any authenticated user may call.
+//   - No open relay: a request that this node would send out of the DSN
+//     (a Request-URI or an ENUM answer in another domain, sent by RFC 3263
+//     to the IMS side; a preloaded Route; the NAT flow of a Path edge; an
+//     in-dialog request of a dialog this node is not on the route of)
+//     is forwarded only for trusted sources, DSN nodes and users that
+//     Digest authenticated (407 when the node has Deps.Callers and the
+//     policy is not reject, else 403), whatever the call policy. The
+//     check comes before any DNS look-up, so a stranger cannot make the
+//     node query DNS either. Under a policy other than accept a tel:
+//     number is checked before ENUM too.
+//   - In-dialog requests that reach this node through its own Record-Route
+//     (or a strict router's Request-URI naming it) are forwarded: the
+//     dialog was admitted when it was created. The OPTIONS health probe
+//     and other requests addressed to the node itself are answered
+//     whoever sends them.
+//
+// The node marker (NodeAuth): a node forwarding to another DSN node (the
+// home node, an alternate, a Path edge) adds DSN-Node-Auth: t=<unix
+// time>;mac=<HMAC-SHA-256, 128 bits>, keyed by HKDF-SHA-256 from the
+// cluster key (signed with the primary key, any key of the keyring
+// accepted, so it follows a cluster key rotation), over the method,
+// Request-URI, Call-ID, CSeq, From tag, the top Via branch (the sender's
+// own), every Route value and the time. The receiving node verifies it
+// (Config.NodeAuthWindow either way) and always removes it; a node never
+// sends it out of the DSN, and Proxy-Authorization values of the DSN's
+// realm are removed too. A request with a forged, expired or altered
+// marker is treated as coming from an untrusted source. Without the
+// cluster key nobody can make one; a captured one is good only for the
+// same request toward the same next hop, for the window.
+//
+// What a peer cannot make sipgo do: resolve a name or connect anywhere it
+// likes. sipgo answers a TCP request whose connection has closed by
+// connecting to the top Via's host (a name looked up in DNS) and port.
+// DialGuard, installed on the user agent (UserAgentOptions), gives sipgo
+// a resolver that resolves nothing and a TCP dialer that connects only to
+// the next hops the proxy is sending to; such a response is dropped
+// instead (RFC 3261 18.2.2 would allow the received IP address only).
+// NewParser is the parser the node reads with: sipgo's, tolerant of the
+// white space RFC 3261 allows around ';', '=' and ',' in From, To,
+// Contact and Via (RFC 4475 wsinv).
 //
 // # Node fail-over
 //
@@ -142,7 +198,11 @@
 // # Limits
 //
 // The maddr URI parameter is ignored; sips:/TLS is passed to sipgo as is;
-// sipgo cannot send a response over 1300 bytes over UDP. An originating
+// sipgo sends no UDP message over sip.UDPMTUSize-200 bytes, responses
+// included (cmd/dsn-node raises that global, so that responses are sent;
+// requests over 1300 bytes go over TCP anyway). sipgo upper-cases the
+// method of the start line; the proxy forwards it as the CSeq spells it
+// when the two differ only in case. An originating
 // node does not record-route, so in-dialog requests toward a caller behind
 // NAT reach it only if its Contact is reachable.
 //

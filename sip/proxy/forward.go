@@ -56,6 +56,10 @@ func (p *Proxy) forwardCopy(base *sip.Request, plan *branchPlan, h hop, branchID
 	out.SetTransport(h.Transport)
 	out.SetDestination(h.Addr.String())
 	p.setLocalAddr(out, h)
+	p.stripCredentials(out)
+	if plan.node && p.deps.NodeAuth != nil {
+		p.deps.NodeAuth.sign(out, p.clock.Now())
+	}
 	return out
 }
 
@@ -180,6 +184,7 @@ func (p *Proxy) serveAck(req *sip.Request, _ sip.ServerTransaction) {
 		out = p.forwardCopy(work, plan, h, p.ackBranch(loop, inBranch), false, req.Transport())
 	}
 	client, _ := p.sender()
+	p.allowDial(out)
 	if err := client.WriteRequest(out, prebuilt); err != nil {
 		p.log.Info("forwarding ACK failed", zap.String("to", plan.hops[0].String()), zap.Error(err))
 		return

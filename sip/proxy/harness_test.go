@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,12 +167,12 @@ func listenPair(t testing.TB) (net.PacketConn, net.Listener) {
 
 // newEndpoint creates the user agent and binds the socket; install
 // handlers on ep.srv, then call serve.
-func newEndpoint(t testing.TB, name string) *endpoint {
+func newEndpoint(t testing.TB, name string, opts ...sipgo.UserAgentOption) *endpoint {
 	t.Helper()
 	conn, tl := listenPair(t)
 	addr := conn.LocalAddr().String()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname("127.0.0.1"),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})))
+	ua, err := sipgo.NewUA(append([]sipgo.UserAgentOption{sipgo.WithUserAgent(name), sipgo.WithUserAgentHostname("127.0.0.1"),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {}))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +238,34 @@ type nodeOpts struct {
 	resolver *fakeResolver
 	metrics  Metrics
 	register sipgo.RequestHandler
+	// untrusted: 127.0.0.1 (every test peer) is not a trusted source;
+	// nodes then know each other by their markers only.
+	untrusted bool
+	callers   Callers
+	// nodeAuth replaces the ring's shared testNodeAuth (nil keeps it).
+	nodeAuth *NodeAuth
+	// dials installs a DialGuard on the node's user agent.
+	dials bool
 }
+
+// testClusterKey is the cluster key of the test nodes' markers.
+var testClusterKey = []byte("0123456789abcdef0123456789abcdef")
+
+func newTestNodeAuth(t testing.TB, key []byte) *NodeAuth {
+	t.Helper()
+	a, err := NewNodeAuth([][]byte{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// trustedSet is a TrustedPeers of single addresses.
+type trustedSet []netip.Addr
+
+func (s trustedSet) Contains(a netip.Addr) bool { return slices.Contains(s, a.Unmap()) }
+
+var loopbackTrusted = trustedSet{netip.MustParseAddr("127.0.0.1")}
 
 func testConfig(addr string) Config {
 	cfg := DefaultConfig()
@@ -246,12 +275,22 @@ func testConfig(addr string) Config {
 	cfg.FailoverTimeout = 300 * time.Millisecond
 	cfg.AckWait = 500 * time.Millisecond
 	cfg.LookupTimeout = 2 * time.Second
+	// The tests of routing place calls from untrusted callers to DSN
+	// users and from the trusted 127.0.0.1 out of the DSN; the policy
+	// tests set their own.
+	cfg.CallPolicy = PolicyAccept
 	return cfg
 }
 
 func startNode(t testing.TB, r *ring, o nodeOpts) *testNode {
 	t.Helper()
-	ep := newEndpoint(t, "dsn-node")
+	var guard *DialGuard
+	var uaOpts []sipgo.UserAgentOption
+	if o.dials {
+		guard = NewDialGuard(nil, 2*time.Second, 2*time.Second)
+		uaOpts = guard.UserAgentOptions()
+	}
+	ep := newEndpoint(t, "dsn-node", uaOpts...)
 	cfg := testConfig(ep.addr)
 	if o.mode != "" {
 		cfg.RouteMode = o.mode
@@ -263,7 +302,14 @@ func startNode(t testing.TB, r *ring, o nodeOpts) *testNode {
 	if b == nil {
 		b = newFakeBindings()
 	}
-	deps := Deps{Locator: r.locator(ep.addr), Bindings: b, Logger: testLogger(t), Metrics: o.metrics, RegisterHandler: o.register}
+	deps := Deps{Locator: r.locator(ep.addr), Bindings: b, Logger: testLogger(t), Metrics: o.metrics, RegisterHandler: o.register,
+		Trusted: loopbackTrusted, Callers: o.callers, NodeAuth: o.nodeAuth, Dials: guard}
+	if o.untrusted {
+		deps.Trusted = nil
+	}
+	if deps.NodeAuth == nil {
+		deps.NodeAuth = newTestNodeAuth(t, testClusterKey)
+	}
 	if o.resolver != nil {
 		deps.Resolver = o.resolver
 	}

@@ -26,6 +26,9 @@ const (
 	// RouteDialog: followed Route headers or the Request-URI of an
 	// in-dialog request, or a preloaded route.
 	RouteDialog RouteKind = "dialog"
+	// RoutePolicy: refused (403) or challenged (407) by the call policy
+	// or the relay rule.
+	RoutePolicy RouteKind = "policy"
 )
 
 // Outcome classifies how a request ended.

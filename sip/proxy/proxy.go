@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,12 @@ import (
 var allowMethods = []sip.RequestMethod{
 	sip.INVITE, sip.ACK, sip.CANCEL, sip.BYE, sip.OPTIONS, sip.MESSAGE, sip.SUBSCRIBE,
 	sip.NOTIFY, sip.UPDATE, sip.INFO, sip.PRACK, sip.REFER,
+}
+
+// knownMethod reports whether this node implements method m (RFC 3261
+// 8.2.1: 501 for others addressed to it).
+func knownMethod(m sip.RequestMethod) bool {
+	return slices.Contains(allowMethods, m) || m == sip.REGISTER || m == sip.PUBLISH
 }
 
 // Proxy is the request router and stateful proxy of a DSN service node.
@@ -55,6 +62,9 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	}
 	if deps.Locator == nil || deps.Bindings == nil {
 		return nil, fmt.Errorf("%w: Deps.Locator and Deps.Bindings are required", ErrInvalidConfig)
+	}
+	if cfg.CallPolicy == PolicyChallenge && deps.Callers == nil {
+		return nil, fmt.Errorf("%w: call policy challenge needs Deps.Callers (Digest credentials to check)", ErrInvalidConfig)
 	}
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
@@ -178,6 +188,7 @@ func (p *Proxy) serveRequest(req *sip.Request, tx sip.ServerTransaction) {
 	loop := p.loopHash(req)
 	work := p.baseCopy(req, src)
 	in := p.preprocess(work, src)
+	in.orig = req
 	if req.Method == sip.OPTIONS && work.Route() == nil && p.id.isSelfURI(&work.Recipient) {
 		// A keepalive or health probe for this node: answered even at
 		// Max-Forwards 0 (RFC 3261 16.3 item 3).
@@ -257,6 +268,11 @@ func (p *Proxy) serveCancel(req *sip.Request, tx sip.ServerTransaction) {
 // rport so responses find their way back.
 func (p *Proxy) baseCopy(req *sip.Request, src registrar.Source) *sip.Request {
 	work := req.Clone()
+	if cs := req.CSeq(); cs != nil && cs.MethodName != req.Method && strings.EqualFold(string(cs.MethodName), string(req.Method)) {
+		// sipgo upper-cased the method of the start line; methods are
+		// case-sensitive (RFC 3261 7.1): forward it as the CSeq spells it.
+		work.Method = cs.MethodName
+	}
 	mf := sip.MaxForwardsHeader(p.cfg.MaxForwards)
 	if cur := req.MaxForwards(); cur != nil {
 		mf = sip.MaxForwardsHeader(cur.Val())

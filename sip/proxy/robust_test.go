@@ -148,6 +148,7 @@ func routeAll(e *routeEnv, data []byte) {
 func fuzzEnv(t testing.TB) *routeEnv {
 	cfg := DefaultConfig()
 	cfg.Domain, cfg.Advertise = testDomain, selfAddr
+	cfg.CallPolicy = PolicyAccept
 	e := &routeEnv{ring: newRing(), b: newFakeBindings(), res: newFakeResolver()}
 	e.ring.setDefault(selfAddr)
 	e.res.locateFn = func(string) ([]dnsreport.Target, error) {
@@ -155,7 +156,7 @@ func fuzzEnv(t testing.TB) *routeEnv {
 	}
 	e.res.enum["+15551234"] = "sip:bob@" + testDomain
 	e.b.add("sip:bob@"+testDomain, registrar.Binding{Contact: "sip:bob@192.0.2.20:5062", Path: []string{"<sip:192.0.2.50;lr>"}})
-	p, err := New(cfg, Deps{Locator: e.ring.locator(selfAddr), Bindings: e.b, Resolver: e.res})
+	p, err := New(cfg, Deps{Locator: e.ring.locator(selfAddr), Bindings: e.b, Resolver: e.res, Trusted: trustedSet{callerSrc.Addr.Addr()}})
 	if err != nil {
 		t.Fatal(err)
 	}

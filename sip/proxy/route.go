@@ -46,6 +46,9 @@ type branchPlan struct {
 	kind failoverKind
 	// next is tried when every hop of this plan has failed.
 	next *branchPlan
+	// node: the hops are DSN nodes (the home node, an alternate, a Path
+	// edge): the copy sent carries this node's DSN-Node-Auth marker.
+	node bool
 }
 
 // failoverKind says which Failovers counter a move to the next hop counts
@@ -126,15 +129,27 @@ type routeInput struct {
 	alt bool
 	// inDialog: the request has a To tag.
 	inDialog bool
-	src      registrar.Source
+	// routed: the request reached this node as a hop of its route (a
+	// Route entry naming it, or a strict router's Request-URI naming
+	// it), as the requests of a dialog this node record-routed do.
+	routed bool
+	src    registrar.Source
+	// who is the sender's standing for the call policy and relay rule.
+	who *caller
+	// orig is the request as received (nil in tests that route a copy
+	// only): Digest checks it.
+	orig *sip.Request
 }
 
 // preprocess applies RFC 3261 section 16.4 to req (a copy the caller
 // owns): a Request-URI naming this node with Route headers present came
 // from a strict router, so the last Route value becomes the Request-URI;
 // then every Route entry at the top that names this node is removed.
+//
+// Before that it evaluates the sender's standing (trusted source, DSN
+// node marker) on the request as it came, and removes the marker.
 func (p *Proxy) preprocess(req *sip.Request, src registrar.Source) routeInput {
-	in := routeInput{req: req, src: src}
+	in := routeInput{req: req, src: src, who: p.standing(req, src)}
 	if to := req.To(); to != nil {
 		in.inDialog = to.Params.Has("tag")
 	}
@@ -142,9 +157,10 @@ func (p *Proxy) preprocess(req *sip.Request, src registrar.Source) routeInput {
 	if len(routes) > 0 && p.id.isSelfURI(&req.Recipient) {
 		req.Recipient = routes[len(routes)-1]
 		routes = routes[:len(routes)-1]
+		in.routed = true
 	}
 	for len(routes) > 0 && p.id.isSelfURI(&routes[0]) {
-		in.viaRoute = true
+		in.viaRoute, in.routed = true, true
 		if v, ok := routes[0].UriParams.Get(flowParam); ok {
 			if f, ok := parseFlow(v); ok {
 				in.flow = &f
@@ -165,7 +181,13 @@ func (p *Proxy) preprocess(req *sip.Request, src registrar.Source) routeInput {
 func (p *Proxy) decide(ctx context.Context, in routeInput) decision {
 	req := in.req
 	if r := req.Route(); r != nil {
-		// A Route set remains: it says where the request goes next.
+		// A Route set remains: it says where the request goes next. A
+		// preloaded one (or one this node is not on) is a relay.
+		if !in.inDialog || !in.routed {
+			if rej := p.admitRelay(ctx, in); rej != nil {
+				return refused(rej)
+			}
+		}
 		hops, err := p.hopsForURI(ctx, &r.Address)
 		if err != nil {
 			return p.locateFailure(err, "Route")
@@ -175,8 +197,12 @@ func (p *Proxy) decide(ctx context.Context, in routeInput) decision {
 	ruri := req.Recipient
 	if p.id.isSelfURI(&ruri) {
 		// Addressed to this node (or the bare domain) itself.
-		if req.Method == sip.OPTIONS {
+		switch {
+		case req.Method == sip.OPTIONS:
 			return decision{kind: RouteLocal, options200: true}
+		case !knownMethod(req.Method):
+			// RFC 3261 8.2.1: a method this node does not implement.
+			return decision{kind: RouteLocal, rej: reject(501, "Not Implemented", p.allowHeader())}
 		}
 		return decision{kind: RouteLocal, rej: reject(404, "Not Found (no user part)")}
 	}
@@ -186,6 +212,12 @@ func (p *Proxy) decide(ctx context.Context, in routeInput) decision {
 			return decision{kind: RouteDialog, branches: []branchPlan{{ruri: ruri, hops: []hop{*in.flow}}}}
 		}
 		if !p.id.ownsUser(&ruri) {
+			if !in.routed {
+				// Not a dialog this node is on the route of.
+				if rej := p.admitRelay(ctx, in); rej != nil {
+					return refused(rej)
+				}
+			}
 			hops, err := p.hopsForURI(ctx, &ruri)
 			if err != nil {
 				return p.locateFailure(err, "Request-URI")
@@ -197,7 +229,11 @@ func (p *Proxy) decide(ctx context.Context, in routeInput) decision {
 		// The last DSN hop of a Path: the home node named, in this
 		// node's Route entry, the NAT flow the phone registered on here.
 		// Deliver through it, and record-route with it so the rest of
-		// the dialog does too.
+		// the dialog does too. Only the home node asks for that: a DSN
+		// node, or a trusted or authenticated sender.
+		if rej := p.admitRelay(ctx, in); rej != nil {
+			return refused(rej)
+		}
 		return decision{kind: RouteExternal, recordRoute: dialogCreating(req.Method),
 			branches: []branchPlan{{ruri: ruri, hops: []hop{*in.flow}, flow: in.flow}}}
 	}
@@ -208,6 +244,9 @@ func (p *Proxy) decide(ctx context.Context, in routeInput) decision {
 	case p.id.ownsUser(&ruri):
 		d = p.routeUser(ctx, in, ruri)
 	default:
+		if rej := p.admitRelay(ctx, in); rej != nil {
+			return refused(rej)
+		}
 		d = p.routeExternal(ctx, ruri)
 		// An initial request that reached this node through a Route
 		// entry naming it (a Path, or a phone's outbound proxy) is
@@ -258,6 +297,13 @@ func (p *Proxy) routeNumber(ctx context.Context, in routeInput, ruri sip.Uri, nu
 	if !strings.HasPrefix(number, "+") {
 		return fallback("Not Found (not a global number)")
 	}
+	if p.cfg.CallPolicy != PolicyAccept {
+		// The number leads to a DSN user or out of the DSN; under this
+		// policy a caller who may do neither is stopped before ENUM.
+		if rej := p.admitCall(ctx, in); rej != nil {
+			return refused(rej)
+		}
+	}
 	if _, err := dnsreport.NormalizeE164(number); err != nil {
 		return decision{kind: RouteLocal, rej: reject(484, "Address Incomplete")}
 	}
@@ -280,6 +326,9 @@ func (p *Proxy) routeNumber(ctx context.Context, in routeInput, ruri sip.Uri, nu
 	if p.id.ownsUser(&u) {
 		return p.routeUser(ctx, in, u)
 	}
+	if rej := p.admitRelay(ctx, in); rej != nil {
+		return refused(rej)
+	}
 	d := p.routeExternal(ctx, u)
 	d.recordRoute = in.viaRoute
 	return d
@@ -300,6 +349,9 @@ func (p *Proxy) routeExternal(ctx context.Context, ruri sip.Uri) decision {
 // sent here as an alternate of the home node is served here when this
 // node is one of the home node's alternates in its own view of the ring.
 func (p *Proxy) routeUser(ctx context.Context, in routeInput, ruri sip.Uri) decision {
+	if rej := p.admitCall(ctx, in); rej != nil {
+		return refused(rej)
+	}
 	aor, err := registrar.CanonicalAOR("sip:" + ruri.User + "@" + uriHost(p.id.domain))
 	if err != nil {
 		return decision{kind: RouteLocal, rej: reject(404, "Not Found (invalid user)")}
@@ -414,7 +466,7 @@ func (p *Proxy) routeToHome(ctx context.Context, in routeInput, ruri sip.Uri, ho
 	if hops, err := p.hopsForNode(ctx, home.Addr); err != nil {
 		p.log.Warn("home node not locatable", zap.String("home", home.Name), zap.Error(err))
 	} else {
-		plans = append(plans, branchPlan{ruri: ruri, hops: hops, wait: wait})
+		plans = append(plans, branchPlan{ruri: ruri, hops: hops, wait: wait, node: true})
 	}
 	for _, a := range home.Alternates {
 		if a.Addr == home.Addr {
@@ -433,7 +485,7 @@ func (p *Proxy) routeToHome(ctx context.Context, in routeInput, ruri sip.Uri, ho
 			p.log.Info("alternate not locatable", zap.String("alternate", a.Name), zap.Error(err))
 			continue
 		}
-		plans = append(plans, branchPlan{ruri: ruri, routes: []sip.Uri{u}, hops: hops, wait: wait, kind: failHome})
+		plans = append(plans, branchPlan{ruri: ruri, routes: []sip.Uri{u}, hops: hops, wait: wait, kind: failHome, node: true})
 	}
 	if len(plans) == 0 {
 		return p.unavailable("Home node not reachable")
@@ -491,7 +543,10 @@ func (p *Proxy) bindingPlan(ctx context.Context, b *registrar.Binding, wait time
 			p.log.Info("path hop not locatable", zap.String("path", routes[i].String()), zap.Error(err))
 			continue
 		}
-		plans = append(plans, branchPlan{ruri: ruri, routes: routes[i:], hops: hops, wait: wait, kind: failPath})
+		// A Path entry is a node that took the REGISTER: a DSN node
+		// (or a proxy the phone registered through; the marker is then
+		// good for this one request toward it only).
+		plans = append(plans, branchPlan{ruri: ruri, routes: routes[i:], hops: hops, wait: wait, kind: failPath, node: true})
 	}
 	direct := branchPlan{ruri: ruri, kind: failPath}
 	var err error

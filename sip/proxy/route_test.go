@@ -33,12 +33,15 @@ func newRouteEnv(t *testing.T, mod func(*Config)) *routeEnv {
 	cfg := DefaultConfig()
 	cfg.Domain = testDomain
 	cfg.Advertise = selfAddr
+	cfg.CallPolicy = PolicyAccept
 	if mod != nil {
 		mod(&cfg)
 	}
 	e := &routeEnv{ring: newRing(), b: newFakeBindings(), res: newFakeResolver()}
 	e.ring.setDefault(selfAddr)
-	p, err := New(cfg, Deps{Locator: e.ring.locator(selfAddr), Bindings: e.b, Resolver: e.res, Logger: testLogger(t)})
+	// The caller is trusted (a CSCF): these tests are about routing.
+	p, err := New(cfg, Deps{Locator: e.ring.locator(selfAddr), Bindings: e.b, Resolver: e.res, Logger: testLogger(t),
+		Trusted: trustedSet{callerSrc.Addr.Addr()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,9 +378,10 @@ func TestDecideMaxBranches(t *testing.T) {
 func TestDecideWithoutResolver(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Domain, cfg.Advertise = testDomain, selfAddr
+	cfg.CallPolicy = PolicyAccept
 	r := newRing()
 	r.setDefault(selfAddr)
-	p, err := New(cfg, Deps{Locator: r.locator(selfAddr), Bindings: newFakeBindings()})
+	p, err := New(cfg, Deps{Locator: r.locator(selfAddr), Bindings: newFakeBindings(), Trusted: trustedSet{callerSrc.Addr.Addr()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,6 +561,8 @@ func TestConfigValidate(t *testing.T) {
 		"ack wait > ttl":    func(c *Config) { c.AckWait = time.Hour },
 		"retry-after":       func(c *Config) { c.RetryAfter = 1500 * time.Millisecond },
 		"alias":             func(c *Config) { c.Aliases = []string{"a:b:c"} },
+		"call policy":       func(c *Config) { c.CallPolicy = "Accept" },
+		"node auth window":  func(c *Config) { c.NodeAuthWindow = 0 },
 	}
 	for name, mod := range bad {
 		c := good
@@ -570,6 +576,17 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := New(good, Deps{}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("New without deps: %v", err)
+	}
+	if _, err := New(good, Deps{Locator: newRing().locator(selfAddr), Bindings: newFakeBindings()}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("New with policy challenge and no Callers: %v", err)
+	}
+	for in, want := range map[string]CallPolicy{"accept": PolicyAccept, " Challenge ": PolicyChallenge, "REJECT": PolicyReject} {
+		if got, err := ParseCallPolicy(in); err != nil || got != want {
+			t.Errorf("ParseCallPolicy(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := ParseCallPolicy("open"); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("ParseCallPolicy(open): %v", err)
 	}
 }
 

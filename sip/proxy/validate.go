@@ -41,7 +41,9 @@ func validate(req *sip.Request) *rejection {
 		return reject(400, "Missing Call-ID")
 	case req.CSeq() == nil:
 		return reject(400, "Missing CSeq")
-	case req.CSeq().MethodName != req.Method:
+	case !strings.EqualFold(string(req.CSeq().MethodName), string(req.Method)):
+		// sipgo upper-cases the start line's method (not the CSeq's), so
+		// case is all that can be compared (RFC 4475 3.1.1.2, intmeth).
 		return reject(400, "CSeq method does not match the request method")
 	}
 	switch req.Recipient.Scheme {
