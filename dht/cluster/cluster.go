@@ -46,6 +46,19 @@ type Config struct {
 	// and do not reach every member; this sync is what guarantees that the
 	// membership list converges, so it is kept short.
 	PushPullInterval time.Duration
+	// ReconnectInterval is how often a member tries to join again one
+	// member (picked at random) that gossip declared dead. memberlist
+	// gossips to a dead member only for GossipToTheDeadTime and then
+	// forgets it, so without this the two sides of a partition that lasted
+	// longer stay two clusters, and two rings, after it heals.
+	ReconnectInterval time.Duration
+	// ReconnectTimeout is how long a dead member is tried again before it
+	// is forgotten.
+	ReconnectTimeout time.Duration
+	// GossipToTheDeadTime, if positive, replaces the preset's (30 s for
+	// "lan", 15 s for "local"): how long memberlist still gossips to a dead
+	// member, which lets it refute its death after a short partition.
+	GossipToTheDeadTime time.Duration
 }
 
 // DefaultConfig returns production defaults.
@@ -57,6 +70,9 @@ func DefaultConfig() Config {
 		GossipPreset:     "lan",
 		LeaveTimeout:     5 * time.Second,
 		PushPullInterval: 10 * time.Second,
+
+		ReconnectInterval: 5 * time.Second,
+		ReconnectTimeout:  24 * time.Hour,
 	}
 }
 
@@ -69,6 +85,7 @@ func LocalConfig(name string) Config {
 	c.DHT = dht.FastConfig()
 	c.GossipPreset = "local"
 	c.PushPullInterval = time.Second
+	c.ReconnectInterval = 500 * time.Millisecond
 	return c
 }
 
@@ -83,6 +100,12 @@ func (c Config) Validate() error {
 	}
 	if c.PushPullInterval <= 0 {
 		errs = append(errs, fmt.Errorf("cluster: PushPullInterval must be positive, got %s", c.PushPullInterval))
+	}
+	if c.ReconnectInterval <= 0 || c.ReconnectTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("cluster: ReconnectInterval (%s) and ReconnectTimeout (%s) must be positive", c.ReconnectInterval, c.ReconnectTimeout))
+	}
+	if c.GossipToTheDeadTime < 0 {
+		errs = append(errs, fmt.Errorf("cluster: GossipToTheDeadTime must not be negative, got %s", c.GossipToTheDeadTime))
 	}
 	if c.LeaveTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("cluster: LeaveTimeout must be positive, got %s", c.LeaveTimeout))
@@ -123,8 +146,14 @@ type Cluster struct {
 
 	gossipLog *gossipLog
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	// failed holds the members gossip declared dead, by name, to be
+	// joined again (reconnect.go).
+	failedMu sync.Mutex
+	failed   map[string]failedMember
+
+	cancel     context.CancelFunc
+	done       chan struct{}
+	reconnDone chan struct{}
 
 	closeOnce sync.Once
 	leftMu    sync.Mutex
@@ -180,7 +209,8 @@ func StartKeys(cfg Config, keys [][]byte, logger *zap.Logger, observer func(dht.
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	self := dht.Peer{ID: dht.NodeID(cfg.Name), Name: cfg.Name, Addr: tr.Addr(), Meta: cfg.Meta}
-	c := &Cluster{cfg: cfg, log: log, tr: tr, gossipKeys: gossipKeys, members: make(map[string]dht.Peer), done: make(chan struct{})}
+	c := &Cluster{cfg: cfg, log: log, tr: tr, gossipKeys: gossipKeys, members: make(map[string]dht.Peer), done: make(chan struct{}),
+		failed: make(map[string]failedMember)}
 	node, err := dht.New(cfg.DHT, self, dht.Deps{
 		Transport: tr, Logger: logger.Named("dht"), Observer: observer,
 		Rand: rand.New(rand.NewSource(time.Now().UnixNano())),
@@ -198,6 +228,9 @@ func StartKeys(cfg Config, keys [][]byte, logger *zap.Logger, observer func(dht.
 	}
 	mlc.Name = cfg.Name
 	mlc.PushPullInterval = cfg.PushPullInterval
+	if cfg.GossipToTheDeadTime > 0 {
+		mlc.GossipToTheDeadTime = cfg.GossipToTheDeadTime
+	}
 	mlc.Transport = tr.Memberlist()
 	mlc.Keyring = gossipKeys
 	mlc.Delegate = &metaDelegate{self: self}
@@ -221,6 +254,11 @@ func StartKeys(cfg Config, keys [][]byte, logger *zap.Logger, observer func(dht.
 	go func() {
 		defer close(c.done)
 		drv.Run(ctx)
+	}()
+	c.reconnDone = make(chan struct{})
+	go func() {
+		defer close(c.reconnDone)
+		c.reconnectLoop(ctx, rand.New(rand.NewSource(time.Now().UnixNano())))
 	}()
 	log.Info("cluster: member up", zap.String("name", cfg.Name), zap.String("id", self.ID.String()),
 		zap.String("addr", self.Addr), zap.Strings("join", cfg.Join))
@@ -327,8 +365,11 @@ func (c *Cluster) Close() {
 			<-c.done
 		}
 		_ = c.ml.Shutdown()
+		_ = c.tr.Close() // ends a reconnect's dial in progress
+		if c.reconnDone != nil {
+			<-c.reconnDone
+		}
 		c.gossipLog.silence()
-		_ = c.tr.Close()
 	})
 }
 
@@ -372,6 +413,7 @@ func decodeMeta(b []byte) (dht.Peer, bool) {
 type events struct{ c *Cluster }
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
+	e.c.forgetFailed(n.Name)
 	if p, ok := e.c.setMember(n); ok && p.ID != e.c.node.Self().ID {
 		e.c.background(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), e.c.cfg.DHT.RPCTimeout)
@@ -383,6 +425,9 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	e.c.dropMember(n.Name)
+	if n.Name != e.c.cfg.Name {
+		e.c.noteFailed(n.Name, n.Address())
+	}
 	if p, ok := decodeMeta(n.Meta); ok && p.ID != e.c.node.Self().ID {
 		e.c.background(func() { e.c.node.Suspect(p) })
 	}

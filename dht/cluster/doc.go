@@ -7,7 +7,12 @@
 // each member's ring identity in its node metadata): new members are
 // offered to the ring (dht.Node.Consider), which is how rings split by a
 // partition merge back, and members memberlist declares dead are suspected
-// in the ring's routing state. Fast failure detection of the immediate
+// in the ring's routing state. memberlist forgets a dead member once
+// GossipToTheDeadTime has passed (30 s on a LAN) and never contacts it
+// again, so every ReconnectInterval a member tries to join one member that
+// gossip declared dead (for ReconnectTimeout, as Serf does): after a
+// partition of any length heals, one such join merges the two member
+// lists, and with them the rings. Fast failure detection of the immediate
 // neighbours is the ring's own probing (dht.Node.ProbeNeighbors, about a
 // second), not memberlist's (4-7 s with its presets).
 //

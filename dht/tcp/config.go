@@ -53,6 +53,16 @@ type Config struct {
 	// MaxInflight bounds the requests one incoming connection may have in
 	// its handler at once; further requests wait in TCP (back-pressure).
 	MaxInflight int
+
+	// UserTimeout is how long data sent on a connection, in either role,
+	// may stay unacknowledged before the kernel aborts the connection
+	// (TCP_USER_TIMEOUT, Linux only; 0 keeps the system's, about 15
+	// minutes of retransmissions). Without it a connection to a peer cut
+	// off by a network partition stays in the pool with its retransmission
+	// timer backing off towards 2 minutes, and every call on it times out
+	// until that timer next fires, long after the network healed; with it
+	// the connection ends and the next call dials afresh.
+	UserTimeout time.Duration
 }
 
 // DefaultConfig returns production defaults, listening on port 7946 of
@@ -67,6 +77,7 @@ func DefaultConfig() Config {
 		ConnsPerPeer:     2,
 		IdleTimeout:      90 * time.Second,
 		MaxInflight:      64,
+		UserTimeout:      5 * time.Second,
 	}
 }
 
@@ -127,6 +138,9 @@ func (c Config) Validate() error {
 	}
 	if c.ConnsPerPeer < 1 || c.ConnsPerPeer > 64 {
 		bad("ConnsPerPeer must be in [1, 64], got %d", c.ConnsPerPeer)
+	}
+	if c.UserTimeout < 0 {
+		bad("UserTimeout must not be negative, got %v", c.UserTimeout)
 	}
 	if c.MaxInflight < 1 {
 		bad("MaxInflight must be at least 1, got %d", c.MaxInflight)

@@ -96,7 +96,11 @@
 // Outgoing connections are pooled per peer address (Config.ConnsPerPeer)
 // and multiplexed: every request carries an ID and the caller waits only
 // for its own response, so concurrent calls to one peer never queue behind
-// a slow one. Connections idle for Config.IdleTimeout are closed. The
+// a slow one. Connections idle for Config.IdleTimeout are closed, and
+// connections whose sent data the peer has not acknowledged for
+// Config.UserTimeout (TCP_USER_TIMEOUT: the peer is cut off) are aborted by
+// the kernel, so calls after a partition heals dial afresh instead of
+// waiting out a backed-off retransmission timer. The
 // server answers each request on its own goroutine, at most
 // Config.MaxInflight per connection, with a context that carries the
 // caller's remaining deadline and is canceled by Close.

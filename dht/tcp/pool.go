@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -154,7 +155,9 @@ func (t *Transport) dial(addr string) (*clientConn, error) {
 	t.stats.dials.Add(1)
 	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.DialTimeout)
 	defer cancel()
-	dialer := net.Dialer{}
+	dialer := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return setUserTimeout(rc, t.cfg.UserTimeout)
+	}}
 	nc, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		t.stats.dialFailures.Add(1)

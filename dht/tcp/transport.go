@@ -280,6 +280,13 @@ func (t *Transport) acceptLoop() {
 			continue
 		}
 		delay = 0
+		if tc, ok := nc.(*net.TCPConn); ok {
+			if rc, err := tc.SyscallConn(); err == nil {
+				if err := setUserTimeout(rc, t.cfg.UserTimeout); err != nil {
+					t.log.Warn("setting TCP_USER_TIMEOUT", zap.Error(err))
+				}
+			}
+		}
 		t.startInbound(nc)
 	}
 }
