@@ -129,12 +129,20 @@ func (n *Node) Get(ctx context.Context, key string) (Record, error) {
 		if err != nil {
 			return Record{}, err
 		}
-		var rec Record
-		var ok bool
-		if res.Owner.ID == n.self.ID {
-			rec, ok, err = n.HandleGet(ctx, key)
-		} else {
-			rec, ok, err = n.tr.Get(ctx, res.Owner, key)
+		rec, ok, err := n.getAt(ctx, res.Owner, key)
+		if errors.Is(err, ErrNotOwner) {
+			// Routing is stale: a node that joined (or came back) just
+			// before the node we reached owns the key, and that node
+			// holds no copy. Its absence there means nothing: ask its
+			// predecessors, as a put does.
+			rec, ok, err = n.getViaPredecessors(ctx, res.Owner, id, key)
+			if err != nil {
+				if ctx.Err() != nil {
+					return Record{}, err
+				}
+				lastErr = err // not the reached node's fault: do not suspect it
+				continue
+			}
 		}
 		if err == nil {
 			if !ok || !n.live(&rec) {
@@ -152,6 +160,40 @@ func (n *Node) Get(ctx context.Context, key string) (Record, error) {
 		}
 	}
 	return Record{}, fmt.Errorf("dht: get %q: %w", key, lastErr)
+}
+
+func (n *Node) getAt(ctx context.Context, to Peer, key string) (Record, bool, error) {
+	if to.ID == n.self.ID {
+		return n.HandleGet(ctx, key)
+	}
+	return n.tr.Get(ctx, to, key)
+}
+
+// getViaPredecessors retries a get at the predecessors of a node that said
+// it does not own id and holds no copy, as long as id still precedes them.
+func (n *Node) getViaPredecessors(ctx context.Context, at Peer, id ID, key string) (Record, bool, error) {
+	for i := 0; i < 3; i++ {
+		var nb Neighbors
+		var err error
+		if at.ID == n.self.ID {
+			nb, err = n.HandleGetNeighbors(ctx)
+		} else {
+			nb, err = n.tr.GetNeighbors(ctx, at)
+		}
+		if err != nil {
+			return Record{}, false, err
+		}
+		p := nb.Predecessor
+		if p.IsZero() || betweenRightIncl(id, p.ID, at.ID) {
+			return Record{}, false, ErrNotOwner
+		}
+		rec, ok, err := n.getAt(ctx, p, key)
+		if !errors.Is(err, ErrNotOwner) {
+			return rec, ok, err
+		}
+		at = p
+	}
+	return Record{}, false, ErrNotOwner
 }
 
 // live reports whether r is a live (not deleted, not expired) record.
@@ -267,17 +309,38 @@ func (n *Node) replicaTargetsLocked() []Peer {
 
 // HandleGet returns this node's copy of key. If the node owns the key but
 // holds no copy (it joined moments ago and the hand-off is still under
-// way), it reads through to its replica holders first.
+// way), it reads through to its replica holders first. A node that neither
+// owns the key nor holds a copy answers ErrNotOwner, not "no record": the
+// caller's routing is stale (a node between this one and its predecessor
+// joined or came back) and the key may well exist at its owner. (If its
+// predecessor does not answer, the range is its own after all.)
 func (n *Node) HandleGet(ctx context.Context, key string) (Record, bool, error) {
 	n.mu.Lock()
 	if n.stopped {
 		n.mu.Unlock()
 		return Record{}, false, ErrStopped
 	}
-	owns := n.ownsLocked(HashKey(key))
+	id := HashKey(key)
+	owns, pred := n.ownsLocked(id), n.pred
 	replicas := n.replicaTargetsLocked()
 	n.mu.Unlock()
 	rec, ok := n.store.Get(key)
+	if !ok && !owns {
+		// The predecessor may have died without us noticing yet (the
+		// caller routed around it): if it does not answer, its range is
+		// ours, as in HandlePut.
+		if err := n.tr.Ping(ctx, pred); err == nil || ctx.Err() != nil {
+			return Record{}, false, ErrNotOwner
+		}
+		n.removeFailed(pred)
+		if !n.Owns(id) {
+			return Record{}, false, ErrNotOwner
+		}
+		n.mu.Lock()
+		replicas = n.replicaTargetsLocked()
+		n.mu.Unlock()
+		owns = true
+	}
 	if !ok && owns {
 		n.readThrough(ctx, key, replicas)
 		rec, ok = n.store.Get(key)

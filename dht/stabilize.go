@@ -179,10 +179,23 @@ func (n *Node) Consider(ctx context.Context, peers []Peer) {
 		if err := n.tr.Ping(ctx, p); err != nil {
 			continue
 		}
+		// Decide again: while we pinged, a join or stabilize may have
+		// found a closer successor, and p would push it down the list
+		// (a node restarting gets every member offered while its join
+		// is in flight).
 		n.mu.Lock()
-		list := append([]Peer{p}, n.succs...)
+		old := n.successorLocked()
+		if old.ID != n.self.ID && !between(p.ID, n.self.ID, old.ID) {
+			n.mu.Unlock()
+			continue
+		}
+		n.succs = n.cleanListLocked(append([]Peer{p}, n.succs...))
+		cur := n.successorLocked()
+		succs := append([]Peer(nil), n.succs...)
 		n.mu.Unlock()
-		n.setSuccessors(list)
+		if cur.ID != old.ID {
+			n.emit(Event{Kind: EventSuccessorChanged, Peer: cur, Old: old, Successors: succs})
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -259,13 +260,18 @@ func (n *Node) handleLookup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := LookupResult{AOR: aor, KeyID: id.String(), Home: peerInfo(res.Owner), Hops: res.Hops, Replicas: []PeerInfo{}}
-	for i, s := range res.Successors {
-		if i >= n.cfg.Cluster.DHT.Replicas-1 {
-			break
-		}
+	for _, s := range lookupReplicas(r.Context(), ring, res) {
 		out.Replicas = append(out.Replicas, peerInfo(s))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// lookupReplicas names the replica nodes of a lookup's owner: its first
+// Replicas-1 successors. The lookup's own list can be short (the node that
+// answered knows only the entries after the owner in its successor list,
+// which stops before itself); the locator completes it.
+func lookupReplicas(ctx context.Context, ring *dht.Node, res dht.LookupResult) []dht.Peer {
+	return (&ringLocator{ring: ring}).replicaHolders(ctx, res, ring.Config().Replicas-1)
 }
 
 // BindingInfo is one contact in GET /v1/bindings.
@@ -286,6 +292,10 @@ func (n *Node) handleBindings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if q := r.URL.Query().Get("local"); q == "1" || q == "true" {
+		n.handleLocalBindings(w, aor)
+		return
+	}
 	n.mu.Lock()
 	reg := n.reg
 	n.mu.Unlock()
@@ -304,11 +314,19 @@ func (n *Node) handleBindings(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, err.Error())
 		return
 	}
-	now := n.now()
-	out := struct {
-		AOR      string        `json:"aor"`
-		Bindings []BindingInfo `json:"bindings"`
-	}{AOR: aor, Bindings: []BindingInfo{}}
+	writeJSON(w, http.StatusOK, newBindingsBody(aor, bs, n.now()))
+}
+
+// bindingsBody is the body of GET /v1/bindings. Version is set only for
+// ?local=1 (the version of this node's copy).
+type bindingsBody struct {
+	AOR      string        `json:"aor"`
+	Version  uint64        `json:"version,omitempty"`
+	Bindings []BindingInfo `json:"bindings"`
+}
+
+func newBindingsBody(aor string, bs []registrar.Binding, now time.Time) bindingsBody {
+	out := bindingsBody{AOR: aor, Bindings: []BindingInfo{}}
 	for _, b := range bs {
 		bi := BindingInfo{Contact: b.Contact, Expires: int(b.Remaining(now)), Path: b.Path,
 			CallID: b.CallID, CSeq: b.CSeq, Registered: b.Registered.UTC().Format(time.RFC3339)}
@@ -320,5 +338,31 @@ func (n *Node) handleBindings(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Bindings = append(out.Bindings, bi)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
+}
+
+// handleLocalBindings answers GET /v1/bindings?aor=...&local=1 from this
+// node's own copy of the record (owned or replica), without asking the
+// ring: 404 when this node holds no live copy. Tests use it to count the
+// copies of an AOR across the nodes.
+func (n *Node) handleLocalBindings(w http.ResponseWriter, aor string) {
+	ring := n.Ring()
+	if ring == nil {
+		writeError(w, http.StatusServiceUnavailable, "not in the ring")
+		return
+	}
+	now := n.now()
+	rec, ok := ring.LocalStore().Get(aor)
+	if !ok || rec.Deleted || (rec.Expires != 0 && rec.Expires <= now.UnixNano()) {
+		writeError(w, http.StatusNotFound, "no local copy of "+aor)
+		return
+	}
+	set, err := registrar.UnmarshalBindings(rec.Value)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	body := newBindingsBody(aor, set.Live(now), now)
+	body.Version = rec.Version
+	writeJSON(w, http.StatusOK, body)
 }

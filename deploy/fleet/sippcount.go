@@ -85,6 +85,13 @@ func (r *SIPpRun) Counts(t TB, d time.Duration) SIPpCounts {
 	return c
 }
 
+// ErrorLog returns SIPp's whole error log (-trace_err) as written so far;
+// Counts keeps only its first 20 entries.
+func (r *SIPpRun) ErrorLog() string {
+	b, _ := os.ReadFile(r.errs)
+	return string(b)
+}
+
 // RunSIPpCounted runs SIPp to completion (at most d) and returns its call
 // totals; see StartSIPpCounted and Counts.
 func RunSIPpCounted(t TB, d time.Duration, target string, args ...string) SIPpCounts {
