@@ -41,11 +41,13 @@ type Config struct {
 	MaintainInterval time.Duration
 	// ProbeInterval is how often the immediate neighbours are pinged.
 	ProbeInterval time.Duration
-	// ProbeTimeout bounds one neighbour ping.
+	// ProbeTimeout bounds one neighbour ping (the neighbours of a probe
+	// round are pinged concurrently) and the driver's check-predecessor.
 	ProbeTimeout time.Duration
 	// SuspectAfter is how many consecutive failed probes make a neighbour
 	// suspect; it is then removed from the ring state. Detection time is
-	// about SuspectAfter * ProbeInterval.
+	// about SuspectAfter * ProbeInterval for a crash (refused at once) and
+	// SuspectAfter * (ProbeInterval + ProbeTimeout) for a silent peer.
 	SuspectAfter int
 	// RPCTimeout bounds each RPC issued by the driver's rounds.
 	RPCTimeout time.Duration

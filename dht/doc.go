@@ -51,11 +51,14 @@
 // # Failure detection
 //
 // ProbeNeighbors pings the predecessor and first successors every
-// ProbeInterval; SuspectAfter consecutive failures remove the neighbour from
-// the ring state (about one second with DefaultConfig, against the 4-7 s
-// memberlist's default presets take) and emit EventNeighborFailed, which the
-// node layer uses to withdraw a dead representative from DNS. A false
-// suspicion heals on its own: the live neighbour notifies again.
+// ProbeInterval, all at once, each ping bounded by ProbeTimeout;
+// SuspectAfter consecutive failures remove the neighbour from the ring
+// state (about one second with DefaultConfig for a crash, whose connections
+// are refused at once, and about two for a silent peer behind a cut, whose
+// pings each wait out ProbeTimeout, against the 4-7 s memberlist's default
+// presets take) and emit EventNeighborFailed, which the node layer uses to
+// withdraw a dead representative from DNS. A false suspicion heals on its
+// own: the live neighbour notifies again.
 //
 // # Transports
 //

@@ -17,6 +17,10 @@ type Driver struct {
 	log     *zap.Logger
 	members func() []Peer
 
+	// withTimeout bounds a round or a probe; context.WithTimeout, but
+	// replaceable so tests end deadlines on a fake clock.
+	withTimeout func(context.Context, time.Duration) (context.Context, context.CancelFunc)
+
 	rngMu sync.Mutex
 	rng   *rand.Rand
 }
@@ -31,7 +35,7 @@ func NewDriver(n *Node, rng *rand.Rand, log *zap.Logger, members func() []Peer) 
 	if rng == nil {
 		rng = rand.New(rand.NewSource(time.Now().UnixNano()))
 	}
-	return &Driver{n: n, cfg: n.cfg, log: log, members: members, rng: rng}
+	return &Driver{n: n, cfg: n.cfg, log: log, members: members, rng: rng, withTimeout: context.WithTimeout}
 }
 
 // Run drives the node until ctx is done. It blocks.
@@ -54,16 +58,7 @@ func (d *Driver) Run(ctx context.Context) {
 			}
 		}()
 	}
-	loop(d.cfg.StabilizeInterval, func(ctx context.Context) {
-		rctx, cancel := context.WithTimeout(ctx, d.cfg.RPCTimeout)
-		defer cancel()
-		if err := d.n.CheckPredecessor(rctx); err != nil && ctx.Err() == nil {
-			d.log.Debug("dht: check-predecessor", zap.Error(err))
-		}
-		if err := d.n.Stabilize(rctx); err != nil && ctx.Err() == nil {
-			d.log.Debug("dht: stabilize", zap.Error(err))
-		}
-	})
+	loop(d.cfg.StabilizeInterval, d.stabilizeRound)
 	loop(d.cfg.FixFingersInterval, func(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(ctx, 4*d.cfg.RPCTimeout)
 		defer cancel()
@@ -86,12 +81,33 @@ func (d *Driver) Run(ctx context.Context) {
 				zap.Int("handed_off", st.HandedOff), zap.Int("expired", st.Expired))
 		}
 	})
-	loop(d.cfg.ProbeInterval, func(ctx context.Context) {
-		d.n.ProbeNeighbors(ctx, func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(ctx, d.cfg.ProbeTimeout)
-		})
-	})
+	loop(d.cfg.ProbeInterval, d.probeRound)
 	wg.Wait()
+}
+
+// stabilizeRound runs check-predecessor, bounded by ProbeTimeout (a silent
+// predecessor must not eat the round), then stabilize, bounded by
+// RPCTimeout.
+func (d *Driver) stabilizeRound(ctx context.Context) {
+	pctx, cancel := d.withTimeout(ctx, d.cfg.ProbeTimeout)
+	err := d.n.CheckPredecessor(pctx)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		d.log.Debug("dht: check-predecessor", zap.Error(err))
+	}
+	rctx, cancel := d.withTimeout(ctx, d.cfg.RPCTimeout)
+	defer cancel()
+	if err := d.n.Stabilize(rctx); err != nil && ctx.Err() == nil {
+		d.log.Debug("dht: stabilize", zap.Error(err))
+	}
+}
+
+// probeRound pings the neighbours concurrently, each bounded by
+// ProbeTimeout; it returns when every ping has.
+func (d *Driver) probeRound(ctx context.Context) {
+	d.n.ProbeNeighbors(ctx, func() (context.Context, context.CancelFunc) {
+		return d.withTimeout(ctx, d.cfg.ProbeTimeout)
+	})
 }
 
 // jitter returns every randomised by ±Jitter.

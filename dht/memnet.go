@@ -20,6 +20,7 @@ type MemNetwork struct {
 	cut      map[[2]string]bool
 	group    map[string]int
 	hook     func(from, to, method string) error
+	callHook func(ctx context.Context, from, to, method string) error
 	calls    atomic.Int64
 }
 
@@ -77,6 +78,13 @@ func (m *MemNetwork) Heal() {
 // error fails the call as unreachable (drop). It may also block (delay).
 func (m *MemNetwork) SetHook(h func(from, to, method string) error) { m.set(func() { m.hook = h }) }
 
+// SetCallHook is SetHook with the call's context: a hook that waits for
+// ctx to end models a silent peer (packets dropped, no reset), whose calls
+// hang until their deadline. It runs after the SetHook hook.
+func (m *MemNetwork) SetCallHook(h func(ctx context.Context, from, to, method string) error) {
+	m.set(func() { m.callHook = h })
+}
+
 // Calls returns how many calls were attempted.
 func (m *MemNetwork) Calls() int64 { return m.calls.Load() }
 
@@ -99,13 +107,18 @@ func (m *MemNetwork) route(ctx context.Context, from, to, method string) (Handle
 	if g1, g2 := m.group[from], m.group[to]; g1 != 0 && g2 != 0 && g1 != g2 {
 		blocked = true
 	}
-	hook := m.hook
+	hook, callHook := m.hook, m.callHook
 	m.mu.RUnlock()
 	if blocked {
 		return nil, fmt.Errorf("%w: %s (%s from %s)", ErrUnreachable, to, method, from)
 	}
 	if hook != nil {
 		if err := hook(from, to, method); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, to, err)
+		}
+	}
+	if callHook != nil {
+		if err := callHook(ctx, from, to, method); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, to, err)
 		}
 	}

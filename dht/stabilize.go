@@ -3,6 +3,7 @@ package dht
 import (
 	"context"
 	"errors"
+	"sync"
 )
 
 // Stabilize is one round of Chord's stabilize: it finds the first live
@@ -72,8 +73,13 @@ func (n *Node) setSuccessors(list []Peer) {
 	}
 }
 
-// CheckPredecessor pings the predecessor and forgets it if it is dead, so
-// that a live node can take its place through notify.
+// CheckPredecessor pings the predecessor and forgets it if the ping fails
+// before ctx ends (a refused connection: a crash), so that a live node can
+// take its place through notify. A ping that runs out of ctx proves
+// nothing and removes nobody; a silent predecessor is removed by
+// ProbeNeighbors after SuspectAfter misses. The Driver gives it a context
+// of its own, bounded by ProbeTimeout, so a silent predecessor costs a
+// stabilize round one probe timeout, not the round's RPCTimeout.
 func (n *Node) CheckPredecessor(ctx context.Context) error {
 	pred := n.Predecessor()
 	if pred.IsZero() {
@@ -199,35 +205,60 @@ func (n *Node) Consider(ctx context.Context, peers []Peer) {
 	}
 }
 
-// ProbeNeighbors pings the predecessor and the first successors once. A
-// neighbour that fails SuspectAfter consecutive probes is removed from the
-// ring state (EventNeighborFailed). Driven every ProbeInterval, this
-// notices a crashed neighbour in about SuspectAfter*ProbeInterval.
+// ProbeNeighbors pings the predecessor and the first two successors once,
+// all at the same time: one goroutine per distinct neighbour, each ping
+// bounded by its own context from timeoutPerProbe (ctx itself when nil),
+// all joined before it returns, so a round lasts one probe timeout however
+// many neighbours are silent (a silent peer drops packets: its pings hang
+// until their deadline). A neighbour that fails SuspectAfter consecutive
+// probes is removed from the ring state (EventNeighborFailed). Driven every
+// ProbeInterval, this notices a crashed or cut-off neighbour in about
+// SuspectAfter*(ProbeInterval+ProbeTimeout). If ctx ends during the round,
+// no result is counted.
 func (n *Node) ProbeNeighbors(ctx context.Context, timeoutPerProbe func() (context.Context, context.CancelFunc)) {
 	n.mu.Lock()
 	targets := make([]Peer, 0, 3)
+	add := func(p Peer) {
+		for _, t := range targets {
+			if samePeer(t, p) {
+				return // pred == successor in a two-node ring: one probe
+			}
+		}
+		targets = append(targets, p)
+	}
 	if !n.pred.IsZero() {
-		targets = append(targets, n.pred)
+		add(n.pred)
 	}
 	for i, s := range n.succs {
 		if i >= 2 {
 			break
 		}
-		targets = append(targets, s)
+		add(s)
 	}
 	n.mu.Unlock()
-	for _, p := range targets {
-		pctx, cancel := ctx, context.CancelFunc(func() {})
-		if timeoutPerProbe != nil {
-			pctx, cancel = timeoutPerProbe()
-		}
-		err := n.tr.Ping(pctx, p)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, p := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := ctx, context.CancelFunc(func() {})
+			if timeoutPerProbe != nil {
+				pctx, cancel = timeoutPerProbe()
+			}
+			defer cancel()
+			errs[i] = n.tr.Ping(pctx, p)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return
+	}
+	// Results are applied in target order, so the events of a round come
+	// out in the same order however the pings interleaved.
+	for i, p := range targets {
 		n.mu.Lock()
-		if err == nil {
+		if errs[i] == nil {
 			delete(n.probeFails, p.ID)
 			n.mu.Unlock()
 			continue
