@@ -31,7 +31,10 @@
 //     Config.RouteMode: proxied statefully to the home node (Request-URI
 //     kept; then to its alternates if it does not answer, see Node
 //     fail-over) or, for an initial INVITE only, answered 302 with Contact
-//     sip:user@<home host:port>;
+//     sip:user@<home host:port>. A request another DSN node (a valid
+//     DSN-Node-Auth marker) sent here as the home node (by its
+//     Request-URI) or as an alternate (dsn-alt) is served here as on the
+//     home node, whatever this node's Locator says (see Ring views);
 //   - to any other domain (the IMS side): RFC 3263 server location
 //     (dnsreport.Resolver.Locate), trying the next target when one answers
 //     503, fails at the transport, or is silent for Config.FailoverTimeout.
@@ -109,8 +112,9 @@
 //     a request serves the callee from its bindings (route kind
 //     "alternate"; the registrar's look-up reads the DHT, which routes
 //     around the unreachable owner to the replica) if its own Locator
-//     makes it the home node or one of the alternates; otherwise it hands
-//     the request to the home node it knows, as any other. A node can be
+//     makes it the home node or one of the alternates, or when the
+//     request carries another node's marker (see Ring views); otherwise
+//     it hands the request to the home node it knows. A node can be
 //     its own alternate: it then sends the request to itself, and the
 //     dsn-alt mark enters the loop hash, so that is a spiral, not a loop.
 //   - Path edge -> phone. On the home node (or an alternate), a binding
@@ -122,6 +126,28 @@
 // Event.Failovers counts the moves by kind (target, home, path). When
 // nothing is left to try, the last hop gets the full transaction timeout
 // (Timer B/F) and the caller 408.
+//
+// # Ring views
+//
+// While the ring churns (a node joins, comes back or leaves) the nodes'
+// views of it differ for about a second, and their Locators may name
+// different home nodes for one AOR: X sends a call to Y, which names X
+// (or Z, which names X). Handed on by each node's own view, the request
+// came back unchanged to X, which answered 482 Loop Detected (RFC 3261
+// 16.3 item 4) - a correct answer, but a lost call. So inter-node routing
+// is bounded: a request another DSN node sent to this node as the home
+// node or as an alternate (DSN-Node-Auth verified; not one that reached
+// it through a plain Route entry, as a Path edge) is served here and
+// never sent to another DSN node as a home node again. Whichever node
+// serves, the binding look-up reads the DHT, whose Get reaches the node
+// that really owns the AOR, so any node can deliver; and the node that
+// delivers is the one that record-routes, so the dialog runs between the
+// caller and it. A call thus crosses at most entry -> home (-> its
+// alternates, if silent) -> the Path edge -> the phone, and cannot
+// return to a node it has passed; loop detection and Max-Forwards stay
+// as the safety net for requests without the marker (another cluster,
+// a trusted peer, a node without Deps.NodeAuth). The event kind is
+// "home", or "alternate" for a dsn-alt request.
 //
 // For a phone behind NAT that registered through an edge, the home node
 // puts the flow the REGISTER arrived on (Binding.Received) into the edge's

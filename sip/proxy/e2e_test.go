@@ -353,18 +353,9 @@ func TestMaxForwardsAndLoops(t *testing.T) {
 	if res := c.wait(t); res.StatusCode != 483 {
 		t.Fatalf("Max-Forwards 1 (0 at the home node): %d, want 483", res.StatusCode)
 	}
-
-	// Two nodes that each think the other is home: the request comes
-	// back unchanged to the first, which detects the loop.
-	rX, rY := newRing(), newRing()
-	x := startNode(t, rX, nodeOpts{})
-	y := startNode(t, rY, nodeOpts{})
-	rX.setDefault(y.addr)
-	rY.setDefault(x.addr)
-	c = caller.invite(t, "sip:bob@"+testDomain, x.addr)
-	if res := c.wait(t); res.StatusCode != 482 {
-		t.Fatalf("loop: %d, want 482", res.StatusCode)
-	}
+	// Loops between nodes whose views of the ring differ: see
+	// ringviews_test.go (served by the node a DSN node sent the request
+	// to; 482 only without the node marker).
 }
 
 func TestOptionsToNode(t *testing.T) {

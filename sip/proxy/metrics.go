@@ -9,7 +9,9 @@ const (
 	// RouteLocal: answered by this node without forwarding (OPTIONS to the
 	// node, errors found before routing, 404/480 on the home node...).
 	RouteLocal RouteKind = "local"
-	// RouteHome: this node is the home node and forked to the bindings.
+	// RouteHome: this node is the home node (in its own view of the
+	// ring, or in that of the DSN node that sent the request here) and
+	// forked to the bindings.
 	RouteHome RouteKind = "home"
 	// RouteAlternate: another node sent the request here as an alternate
 	// of the callee's home node (the home node did not answer it), and

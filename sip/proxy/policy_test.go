@@ -324,10 +324,16 @@ func TestNodeMarker(t *testing.T) {
 			}
 		})
 	}
+	// A request another node sent here as the home node is served here
+	// even when this node's view of the ring names another home node.
+	e.ring.setDefault(otherAddr)
+	if d, _ := e.decide(t, signedBy(t, peer, dsn, now), callerSrc); outcome(d) != "route:home" {
+		t.Fatalf("node-signed request, ring names another home: %s (%+v)", outcome(d), d.rej)
+	}
 	// Toward the home node the copy carries a fresh marker, which the
 	// home node accepts.
-	e.ring.setDefault(otherAddr)
-	d, in := e.decide(t, signedBy(t, peer, dsn, now), callerSrc)
+	cscf := registrar.Source{Transport: "UDP", Addr: netip.MustParseAddrPort("198.51.100.99:5060")}
+	d, in := e.decide(t, parseReq(t, dsn...), cscf)
 	if d.kind != RouteProxy {
 		t.Fatalf("to the home node: %+v", d)
 	}

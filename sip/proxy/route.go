@@ -348,6 +348,10 @@ func (p *Proxy) routeExternal(ctx context.Context, ruri sip.Uri) decision {
 // the bindings; elsewhere proxy or redirect to the home node. A request
 // sent here as an alternate of the home node is served here when this
 // node is one of the home node's alternates in its own view of the ring.
+//
+// A request another DSN node sent here as the home node or as an
+// alternate (sentAsHome) is served here whatever this node's view of the
+// ring says: it never goes back into the ring. See sentAsHome.
 func (p *Proxy) routeUser(ctx context.Context, in routeInput, ruri sip.Uri) decision {
 	if rej := p.admitCall(ctx, in); rej != nil {
 		return refused(rej)
@@ -356,8 +360,17 @@ func (p *Proxy) routeUser(ctx context.Context, in routeInput, ruri sip.Uri) deci
 	if err != nil {
 		return decision{kind: RouteLocal, rej: reject(404, "Not Found (invalid user)")}
 	}
+	kind := RouteHome
+	if in.alt {
+		kind = RouteAlternate
+	}
 	home, err := p.deps.Locator.Home(ctx, aor)
 	if err != nil {
+		if sentAsHome(in) {
+			p.log.Info("home node look-up failed; serving the request a DSN node sent here",
+				zap.String("aor", aor), zap.String("route", string(kind)), zap.Error(err))
+			return p.serveUser(ctx, in, aor, kind)
+		}
 		p.log.Warn("home node look-up failed", zap.String("aor", aor), zap.Error(err))
 		return p.unavailable("Home node not reachable")
 	}
@@ -368,6 +381,16 @@ func (p *Proxy) routeUser(ctx context.Context, in routeInput, ruri sip.Uri) deci
 		p.log.Info("serving as an alternate of the home node", zap.String("aor", aor),
 			zap.String("home", home.Name), zap.String("home_addr", home.Addr))
 		return p.serveUser(ctx, in, aor, RouteAlternate)
+	case sentAsHome(in):
+		// The sending node's view of the ring makes this node the home
+		// node (or an alternate), this node's does not: the views
+		// differ while the ring churns. Sending the request on could
+		// bring it back to a node it has passed (482). Serve it here:
+		// the binding look-up reads the DHT, which reaches the node that
+		// really owns the AOR.
+		p.log.Info("ring views differ; serving the request a DSN node sent here", zap.String("aor", aor),
+			zap.String("route", string(kind)), zap.String("home", home.Name), zap.String("home_addr", home.Addr))
+		return p.serveUser(ctx, in, aor, kind)
 	case in.alt:
 		// Sent here as an alternate, but this node's ring view does not
 		// make it one (the ring changed): hand it to the home node as
@@ -376,6 +399,20 @@ func (p *Proxy) routeUser(ctx context.Context, in routeInput, ruri sip.Uri) deci
 			zap.String("aor", aor), zap.String("home", home.Name))
 	}
 	return p.routeToHome(ctx, in, ruri, home)
+}
+
+// sentAsHome reports whether another DSN node sent the request to this
+// node as the callee's home node (by its Request-URI, with no Route entry
+// naming this node) or as an alternate of it (a Route entry marked
+// dsn-alt): the request carried a valid DSN-Node-Auth marker. Such a
+// request is served by this node, never forwarded to another DSN node, so
+// a request crosses at most one hop between DSN nodes on its way to the
+// callee's bindings (the entry node to the node serving them, plus a
+// fail-over to an alternate) and cannot come back to a node it has passed
+// however the nodes' views of the ring differ. A request reaching this
+// node through a plain Route entry (a Path edge) is not one.
+func sentAsHome(in routeInput) bool {
+	return in.who != nil && in.who.node && (!in.viaRoute || in.alt)
 }
 
 // isSelfNode reports whether a node the Locator names is this node.
