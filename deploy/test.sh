@@ -11,6 +11,7 @@ command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v tsig-keygen >/dev/null 2>&1 || need+=(bind9-utils)
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || need+=(kamailio)   # bench/kamailio (issue 7)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${need[*]}"

@@ -4,18 +4,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsn-ims/dsn/bench/internal/sippbench"
 	"github.com/dsn-ims/dsn/deploy/fleet"
 )
 
 // loadPoint is the nodes' state with inProgress calls established.
 type loadPoint struct {
 	inProgress float64
-	s          nodeSample
+	s          sippbench.Sample
 }
 
 // longResult is the cost of calls in progress on the nodes.
 type longResult struct {
-	base nodeSample
+	base sippbench.Sample
 	// ramp are readings taken while calls were being set up and none had
 	// ended yet: all the state on the nodes is for calls in progress.
 	ramp []loadPoint
@@ -31,28 +32,29 @@ type longResult struct {
 // p (through the nodes ps) and reads the nodes' /metrics each time SIPp
 // writes its statistics (once a second), with a forced GC so the heap is
 // the live heap.
-func (b *bench) longCalls(t *testing.T, ps []*fleet.Proc, p callPath, rate int, pause, steady time.Duration) longResult {
+func longCalls(t *testing.T, b *sippbench.Bench, ps []*fleet.Proc, p sippbench.CallPath, rate int, pause, steady time.Duration) longResult {
 	t.Helper()
 	var r longResult
-	waitQuiet(t, ps, 30*time.Second)
-	r.base = mustSample(t, ps, true)
+	nodes := system(ps)
+	sippbench.WaitQuiet(t, nodes, 30*time.Second)
+	r.base = sippbench.MustSample(t, nodes, true)
 	n := int(float64(rate) * (pause + steady).Seconds())
-	cb := b.startCalls(t, p, n, rate, pause, false)
+	cb := b.StartCalls(t, p, n, rate, pause, false)
 	seen := ""
 	for {
 		select {
-		case <-cb.caller.done:
+		case <-cb.Caller.Done():
 		case <-time.After(50 * time.Millisecond):
-			st, err := cb.caller.stats()
+			st, err := cb.Caller.Stats()
 			if err != nil || st["CurrentTime"] == seen {
 				continue
 			}
 			seen = st["CurrentTime"]
-			c := cb.caller.counters("CurrentCall", "SuccessfulCall(C)", "FailedCall(C)")
+			c := cb.Caller.Counters("CurrentCall", "SuccessfulCall(C)", "FailedCall(C)")
 			if c["CurrentCall"] <= 0 {
 				continue
 			}
-			pt := loadPoint{inProgress: float64(c["CurrentCall"]), s: mustSample(t, ps, true)}
+			pt := loadPoint{inProgress: float64(c["CurrentCall"]), s: sippbench.MustSample(t, nodes, true)}
 			if c["SuccessfulCall(C)"] == 0 && c["FailedCall(C)"] == 0 {
 				r.ramp = append(r.ramp, pt)
 			}
@@ -63,42 +65,25 @@ func (b *bench) longCalls(t *testing.T, ps []*fleet.Proc, p callPath, rate int, 
 		}
 		break
 	}
-	o := cb.finish()
+	o := cb.Finish()
 	r.ended = time.Now()
-	if !o.ok {
-		t.Fatalf("long calls (%d at %d/s, %s talk time): %s", n, rate, pause, o.note)
+	if !o.OK {
+		t.Fatalf("long calls (%d at %d/s, %s talk time): %s", n, rate, pause, o.Note)
 	}
 	if len(r.ramp) == 0 {
 		t.Fatalf("long calls: no reading while calls were being set up (talk time %s too short?)", pause)
 	}
 	xs := []float64{0}
-	g, h, m := []float64{r.base.goroutines}, []float64{r.base.heap}, []float64{r.base.rss}
+	g, h, m := []float64{r.base.Goroutines}, []float64{r.base.Heap}, []float64{r.base.RSS}
 	for _, pt := range r.ramp {
 		xs = append(xs, pt.inProgress)
-		g, h, m = append(g, pt.s.goroutines), append(h, pt.s.heap), append(m, pt.s.rss)
+		g, h, m = append(g, pt.s.Goroutines), append(h, pt.s.Heap), append(m, pt.s.RSS)
 	}
-	r.perCall.goroutines, r.perCall.heap, r.perCall.rss = slope(xs, g), slope(xs, h), slope(xs, m)
+	r.perCall.goroutines, r.perCall.heap, r.perCall.rss = sippbench.Slope(xs, g), sippbench.Slope(xs, h), sippbench.Slope(xs, m)
 	for _, pt := range r.ramp {
 		t.Logf("ramp: %4.0f calls in progress: %5.0f goroutines, live heap %6.1f MiB, RSS %6.1f MiB (3 nodes)",
-			pt.inProgress, pt.s.goroutines, pt.s.heap/(1<<20), pt.s.rss/(1<<20))
+			pt.inProgress, pt.s.Goroutines, pt.s.Heap/(1<<20), pt.s.RSS/(1<<20))
 	}
-	t.Logf("steady: %4.0f calls in progress: %5.0f goroutines (base %.0f)", r.steady.inProgress, r.steady.s.goroutines, r.base.goroutines)
+	t.Logf("steady: %4.0f calls in progress: %5.0f goroutines (base %.0f)", r.steady.inProgress, r.steady.s.Goroutines, r.base.Goroutines)
 	return r
-}
-
-// slope is the least-squares slope of ys over xs.
-func slope(xs, ys []float64) float64 {
-	var n, sx, sy, sxx, sxy float64
-	for i := range xs {
-		n++
-		sx += xs[i]
-		sy += ys[i]
-		sxx += xs[i] * xs[i]
-		sxy += xs[i] * ys[i]
-	}
-	d := n*sxx - sx*sx
-	if d == 0 {
-		return 0
-	}
-	return (n*sxy - sx*sy) / d
 }
