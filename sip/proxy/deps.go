@@ -109,7 +109,9 @@ type Deps struct {
 	// NodeAuth signs requests this node forwards to other DSN nodes and
 	// verifies theirs (DSN-Node-Auth). nil: nothing is signed, and no
 	// request is recognised as coming from a DSN node, so a multi-node
-	// DSN needs it unless every node trusts the others' addresses.
+	// DSN needs it unless every node trusts the others' addresses. It
+	// also makes and checks the Record-Route token (dsnrr); without it
+	// in-dialog requests of untrusted callers leaving the DSN get 403.
 	NodeAuth *NodeAuth
 	// Dials, when its UserAgentOptions are installed on the sipgo user
 	// agent, is told each next hop before the proxy sends, so that sipgo

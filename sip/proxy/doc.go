@@ -64,10 +64,25 @@
 //     node query DNS either. Under a policy other than accept a tel:
 //     number is checked before ENUM too.
 //   - In-dialog requests that reach this node through its own Record-Route
-//     (or a strict router's Request-URI naming it) are forwarded: the
-//     dialog was admitted when it was created. The OPTIONS health probe
-//     and other requests addressed to the node itself are answered
-//     whoever sends them.
+//     (or a strict router's Request-URI naming it) are forwarded when
+//     that entry carries a valid Record-Route token (below): the dialog
+//     was admitted when it was created. Without the token, or with a
+//     wrong one, a request with a To tag and a Route naming this node is
+//     no proof of a dialog, and it is subject to the relay rule above
+//     (trusted source, DSN node, or Proxy-Authorization that verifies;
+//     never challenged: 403). The OPTIONS health probe and other
+//     requests addressed to the node itself are answered whoever sends
+//     them.
+//
+// The Record-Route token: the Record-Route URI of a node reads
+// sip:<advertise>;lr;dsnrr=<token>[;dsn-flow=...], the token being
+// base64url(HMAC-SHA-256(key, "rr" | Call-ID)[:12]) with a key derived
+// from the cluster key like the node marker's but under its own HKDF
+// label (NodeAuth; signed with the primary, any key of the keyring
+// accepted, so any DSN node verifies it across a key rotation). It is
+// checked in constant time, and removed with the node's Route entry
+// before the request goes on (RFC 3261 16.4). A node without
+// Deps.NodeAuth puts no token and accepts none.
 //
 // The node marker (NodeAuth): a node forwarding to another DSN node (the
 // home node, an alternate, a Path edge) adds DSN-Node-Auth: t=<unix
@@ -157,7 +172,7 @@
 // # Record-Route
 //
 // The home node record-routes dialog-creating requests (INVITE,
-// SUBSCRIBE, REFER) with sip:<advertise>;lr, so the rest of a dialog runs
+// SUBSCRIBE, REFER) with sip:<advertise>;lr;dsnrr=<token>, so the rest of a dialog runs
 // between the caller and the home node; a node that proxies to the home
 // node does not. A node also record-routes an initial request that reached
 // it through a Route naming it and leaves the DSN from there (a Path edge,

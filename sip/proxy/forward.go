@@ -31,10 +31,14 @@ func (p *Proxy) forwardCopy(base *sip.Request, plan *branchPlan, h hop, branchID
 		setRoutes(out, append(routes, routeURIs(out)...))
 	}
 	if rr {
-		if in := upperTransport(inTransport); in != h.Transport {
-			out.PrependHeader(&sip.RecordRouteHeader{Address: p.recordRouteURI(in, nil)})
+		callID := ""
+		if c := out.CallID(); c != nil {
+			callID = c.Value()
 		}
-		out.PrependHeader(&sip.RecordRouteHeader{Address: p.recordRouteURI(h.Transport, plan.flow)})
+		if in := upperTransport(inTransport); in != h.Transport {
+			out.PrependHeader(&sip.RecordRouteHeader{Address: p.recordRouteURI(in, nil, callID)})
+		}
+		out.PrependHeader(&sip.RecordRouteHeader{Address: p.recordRouteURI(h.Transport, plan.flow, callID)})
 	}
 	if r := out.Route(); r != nil && !r.Address.UriParams.Has("lr") {
 		// The next hop is a strict router: it wants its URI as the
@@ -88,13 +92,17 @@ func (c *countWriter) WriteString(s string) (int, error) {
 }
 
 // recordRouteURI is this node's Record-Route URI for a transport, with the
-// NAT flow of the callee when it has one.
-func (p *Proxy) recordRouteURI(transport string, flow *hop) sip.Uri {
+// dialog's Record-Route token after lr (when the node has Deps.NodeAuth)
+// and the NAT flow of the callee when it has one.
+func (p *Proxy) recordRouteURI(transport string, flow *hop, callID string) sip.Uri {
 	u := sip.Uri{Scheme: "sip", Host: uriHost(p.id.advertise.host), Port: p.id.advertise.port, UriParams: sip.NewParams()}
 	if transport != "UDP" {
 		u.UriParams.Add("transport", sipTransportParam(transport))
 	}
 	u.UriParams.Add("lr", "")
+	if p.deps.NodeAuth != nil {
+		u.UriParams.Add(rrTokenParam, p.deps.NodeAuth.rrToken(callID))
+	}
 	if flow != nil {
 		u.UriParams.Add(flowParam, flow.String())
 	}

@@ -33,7 +33,17 @@ var (
 const (
 	nodeAuthInfo   = "dsn sip node-auth v1"
 	nodeAuthMACLen = 16 // bytes of HMAC-SHA-256 kept
+	rrTokenInfo    = "dsn sip record-route v1"
+	rrTokenMACLen  = 12 // bytes of HMAC-SHA-256 kept in a Record-Route token
 )
+
+// rrTokenParam is the URI parameter of this node's Record-Route entry
+// (after lr) that proves the node record-routed the dialog:
+// base64url(HMAC-SHA-256(key, "rr" | Call-ID)[:12]), the key derived by
+// HKDF-SHA-256 from the cluster key under its own label. An in-dialog
+// request whose Route entry naming the node lacks a valid token is
+// treated as a request leaving the DSN (the relay rule).
+const rrTokenParam = "dsnrr"
 
 // NodeAuth makes and checks the DSN-Node-Auth marker: an HMAC-SHA-256,
 // keyed with a key derived by HKDF-SHA-256 from the cluster key, over the
@@ -45,8 +55,18 @@ const (
 // holds a cluster key can make one; it is good for one request, for a
 // short window (Config.NodeAuthWindow), and a captured one cannot be
 // moved onto another request or target. Safe for concurrent use.
+//
+// The same keyring also makes and checks the Record-Route token
+// (rrTokenParam), with a key derived under a separate label.
 type NodeAuth struct {
-	keys atomic.Pointer[[][]byte] // derived keys, primary first
+	keys atomic.Pointer[nodeKeys]
+}
+
+// nodeKeys are the keys derived from one keyring, primary first; they
+// are replaced together.
+type nodeKeys struct {
+	marker [][]byte // DSN-Node-Auth
+	rr     [][]byte // Record-Route token
 }
 
 // NewNodeAuth derives the marker keys from the cluster keys (primary
@@ -66,7 +86,7 @@ func (a *NodeAuth) SetKeys(clusterKeys [][]byte) error {
 	if len(clusterKeys) == 0 {
 		return fmt.Errorf("%w: no cluster key for DSN-Node-Auth", ErrInvalidConfig)
 	}
-	derived := make([][]byte, 0, len(clusterKeys))
+	derived := &nodeKeys{marker: make([][]byte, 0, len(clusterKeys)), rr: make([][]byte, 0, len(clusterKeys))}
 	for i, k := range clusterKeys {
 		if len(k) < 16 || len(k) > 64 {
 			return fmt.Errorf("%w: cluster key %d has %d bytes, want 16..64", ErrInvalidConfig, i, len(k))
@@ -75,9 +95,14 @@ func (a *NodeAuth) SetKeys(clusterKeys [][]byte) error {
 		if err != nil {
 			return fmt.Errorf("proxy: deriving the DSN-Node-Auth key: %w", err)
 		}
-		derived = append(derived, d)
+		r, err := hkdf.Key(sha256.New, k, nil, rrTokenInfo, sha256.Size)
+		if err != nil {
+			return fmt.Errorf("proxy: deriving the Record-Route token key: %w", err)
+		}
+		derived.marker = append(derived.marker, d)
+		derived.rr = append(derived.rr, r)
 	}
-	a.keys.Store(&derived)
+	a.keys.Store(derived)
 	return nil
 }
 
@@ -86,7 +111,7 @@ func (a *NodeAuth) SetKeys(clusterKeys [][]byte) error {
 func (a *NodeAuth) sign(req *sip.Request, now time.Time) {
 	for req.RemoveHeader(NodeAuthHeader) {
 	}
-	keys := *a.keys.Load()
+	keys := a.keys.Load().marker
 	ts := now.Unix()
 	mac := markerMAC(keys[0], req, ts)
 	req.AppendHeader(sip.NewHeader(NodeAuthHeader, "t="+strconv.FormatInt(ts, 10)+";mac="+base64.RawURLEncoding.EncodeToString(mac)))
@@ -107,7 +132,7 @@ func (a *NodeAuth) verify(req *sip.Request, now time.Time, window time.Duration)
 	if d := now.Sub(time.Unix(ts, 0)); d > window || d < -window {
 		return fmt.Errorf("%w: made %v ago, window %v", errMarkerExpired, d.Round(time.Second), window)
 	}
-	for _, k := range *a.keys.Load() {
+	for _, k := range a.keys.Load().marker {
 		if hmac.Equal(mac, markerMAC(k, req, ts)) {
 			return nil
 		}
@@ -170,4 +195,38 @@ func markerMAC(key []byte, req *sip.Request, ts int64) []byte {
 		w(h.Value())
 	}
 	return m.Sum(nil)[:nodeAuthMACLen]
+}
+
+// rrToken is the Record-Route token of a dialog with this Call-ID, made
+// with the primary key.
+func (a *NodeAuth) rrToken(callID string) string {
+	return base64.RawURLEncoding.EncodeToString(rrMAC(a.keys.Load().rr[0], callID))
+}
+
+// verifyRRToken reports whether token is the Record-Route token of the
+// Call-ID under any key of the keyring (constant-time compare).
+func (a *NodeAuth) verifyRRToken(token, callID string) bool {
+	if len(token) != base64.RawURLEncoding.EncodedLen(rrTokenMACLen) {
+		return false
+	}
+	mac, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(mac) != rrTokenMACLen {
+		return false
+	}
+	ok := false
+	for _, k := range a.keys.Load().rr {
+		if hmac.Equal(mac, rrMAC(k, callID)) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// rrMAC is the truncated HMAC of "rr", a 0 byte and the Call-ID.
+func rrMAC(key []byte, callID string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("rr"))
+	m.Write([]byte{0})
+	m.Write([]byte(callID))
+	return m.Sum(nil)[:rrTokenMACLen]
 }

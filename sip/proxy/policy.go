@@ -152,13 +152,30 @@ func (p *Proxy) admitRelay(ctx context.Context, in routeInput) *rejection {
 	if c.trusted || c.node {
 		return nil
 	}
-	if !in.inDialog && p.deps.Callers != nil && p.cfg.CallPolicy != PolicyReject {
-		if p.authenticate(ctx, in) {
+	if p.deps.Callers != nil && p.cfg.CallPolicy != PolicyReject {
+		if !in.inDialog {
+			if p.authenticate(ctx, in) {
+				return nil
+			}
+			return c.rej
+		}
+		// An in-dialog request without a valid Record-Route token: the
+		// credentials it carries are checked, but it is not challenged.
+		if hasProxyAuthz(in) && p.authenticate(ctx, in) {
 			return nil
 		}
-		return c.rej
 	}
 	return reject(403, "Forbidden (relay refused)")
+}
+
+// hasProxyAuthz reports whether the request as received carries
+// Proxy-Authorization.
+func hasProxyAuthz(in routeInput) bool {
+	req := in.orig
+	if req == nil {
+		req = in.req
+	}
+	return req.GetHeader("Proxy-Authorization") != nil
 }
 
 // refused is the decision for a request the policy stops.

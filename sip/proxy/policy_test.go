@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
@@ -149,6 +150,13 @@ func TestCallPolicyDecisions(t *testing.T) {
 	preloaded := reqText("INVITE", "sip:bob@"+testDomain, "Route: <sip:198.51.100.1:5060;lr>")
 	inDialogOut := withToTag(reqText("BYE", "sip:carol@198.51.100.1:5060"))
 	inDialogOurs := withToTag(reqText("BYE", "sip:carol@198.51.100.1:5060", "Route: <sip:"+selfAddr+";lr>"))
+	tok := newTestNodeAuth(t, testClusterKey).rrToken("route-test-1")
+	otherTok := newTestNodeAuth(t, testClusterKey).rrToken("another-call")
+	inDialogTok := withToTag(reqText("BYE", "sip:carol@198.51.100.1:5060", "Route: <sip:"+selfAddr+";lr;dsnrr="+tok+">"))
+	inDialogOtherTok := withToTag(reqText("BYE", "sip:carol@198.51.100.1:5060", "Route: <sip:"+selfAddr+";lr;dsnrr="+otherTok+">"))
+	inDialogBadTok := withToTag(reqText("BYE", "sip:carol@198.51.100.1:5060", "Route: <sip:"+selfAddr+";lr;dsnrr=A"+tok[1:]+">"))
+	inDialogFlowTok := withToTag(reqText("BYE", "sip:carol@192.168.1.20:5060", "Route: <sip:"+selfAddr+";lr;dsnrr="+tok+";dsn-flow=udp:203.0.113.5:40001>"))
+	inDialogFlow := withToTag(reqText("BYE", "sip:carol@192.168.1.20:5060", "Route: <sip:"+selfAddr+";lr;dsn-flow=udp:203.0.113.5:40001>"))
 	cases := []tc{
 		{"accept: anyone calls a DSN user", PolicyAccept, false, dsnCall, callerSrc, "route:home"},
 		{"accept: ENUM to a DSN user", PolicyAccept, false, enumDSN, callerSrc, "route:home"},
@@ -157,7 +165,14 @@ func TestCallPolicyDecisions(t *testing.T) {
 		{"accept: ENUM to IMS is a relay", PolicyAccept, false, enumIMS, callerSrc, "403"},
 		{"accept: preloaded Route out of the DSN is a relay", PolicyAccept, false, preloaded, callerSrc, "403"},
 		{"accept: in-dialog request this node is not on the route of", PolicyAccept, false, inDialogOut, callerSrc, "403"},
-		{"accept: in-dialog request through this node's Record-Route", PolicyAccept, false, inDialogOurs, callerSrc, "route:dialog"},
+		{"accept: in-dialog request through this node's Route, no Record-Route token", PolicyAccept, false, inDialogOurs, callerSrc, "403"},
+		{"accept: in-dialog request through this node's Route, token of another Call-ID", PolicyAccept, false, inDialogOtherTok, callerSrc, "403"},
+		{"accept: in-dialog request through this node's Route, garbled token", PolicyAccept, false, inDialogBadTok, callerSrc, "403"},
+		{"challenge: in-dialog request without token is refused, not challenged", PolicyChallenge, true, inDialogOurs, callerSrc, "403"},
+		{"accept: in-dialog request through this node's Record-Route (valid token)", PolicyAccept, false, inDialogTok, callerSrc, "route:dialog"},
+		{"accept: in-dialog request toward a NATed phone, valid token", PolicyAccept, false, inDialogFlowTok, callerSrc, "route:dialog"},
+		{"accept: in-dialog request toward a NATed phone, no token", PolicyAccept, false, inDialogFlow, callerSrc, "403"},
+		{"reject: trusted CSCF in-dialog without token", PolicyReject, false, inDialogOurs, trusted, "route:dialog"},
 		{"challenge: DSN user", PolicyChallenge, true, dsnCall, callerSrc, "407"},
 		{"challenge: ENUM, before the look-up", PolicyChallenge, true, enumIMS, callerSrc, "407"},
 		{"challenge: relay", PolicyChallenge, true, relay, callerSrc, "407"},
@@ -470,4 +485,103 @@ func TestPolicyThroughNodes(t *testing.T) {
 			t.Fatalf("marker of another cluster: %s, want 403", res.StartLine())
 		}
 	})
+}
+
+// Issue 6: an in-dialog request passes the relay rule only with the
+// Record-Route token this node (or another DSN node) put in its
+// Record-Route for the dialog's Call-ID. The token is made with the
+// primary key and checked against every key, so it survives a cluster
+// key rotation; the node's Route entry, token included, is removed
+// before the request goes on; a Digest-authenticated caller needs none.
+func TestRecordRouteToken(t *testing.T) {
+	e, _ := policyEnv(t, PolicyAccept, true, time.Now)
+	// The node record-routes an initial request: its Record-Route carries
+	// a token after lr.
+	d, in := e.decide(t, parseReq(t, reqText("INVITE", "sip:bob@"+testDomain)...), callerSrc)
+	if d.kind != RouteHome || !d.recordRoute {
+		t.Fatalf("initial INVITE: %s rr=%v (%+v)", d.kind, d.recordRoute, d.rej)
+	}
+	out := e.p.forwardCopy(in.req, &d.branches[0], d.branches[0].hops[0], e.p.newBranch("x"), true, "UDP")
+	rr := out.RecordRoute()
+	if rr == nil {
+		t.Fatal("no Record-Route")
+	}
+	v := rr.Value()
+	if !strings.HasPrefix(v, "<sip:"+selfAddr+";lr;dsnrr=") {
+		t.Fatalf("Record-Route %s, want the token right after lr", v)
+	}
+	tok, _ := rr.Address.UriParams.Get(rrTokenParam)
+	if len(tok) != 16 {
+		t.Fatalf("token %q, want 16 base64url characters (12 bytes)", tok)
+	}
+	bye := func(route string, extra ...string) *sip.Request {
+		lines := withToTag(reqText("BYE", "sip:carol@198.51.100.1:5060", append([]string{"Route: " + route}, extra...)...))
+		return parseReq(t, lines...)
+	}
+	// The callee's route set is the Record-Route as sent.
+	d, in = e.decide(t, bye(v), callerSrc)
+	if outcome(d) != "route:dialog" {
+		t.Fatalf("BYE with the token: %s (%+v)", outcome(d), d.rej)
+	}
+	if rs := in.req.GetHeaders("Route"); len(rs) != 0 {
+		t.Fatalf("own Route entry left: %v", rs)
+	}
+	fwd := e.p.forwardCopy(in.req, &d.branches[0], d.branches[0].hops[0], e.p.newBranch("y"), false, "UDP")
+	if strings.Contains(fwd.String(), rrTokenParam) {
+		t.Fatalf("token forwarded:\n%s", fwd.String())
+	}
+	// Forged: no token, or a token from another dialog.
+	if d, _ := e.decide(t, bye("<sip:"+selfAddr+";lr>"), callerSrc); outcome(d) != "403" || d.kind != RoutePolicy {
+		t.Fatalf("forged BYE without token: %s %s", outcome(d), d.kind)
+	}
+	other := e.p.deps.NodeAuth.rrToken("some other call")
+	if d, _ := e.decide(t, bye("<sip:"+selfAddr+";lr;dsnrr="+other+">"), callerSrc); outcome(d) != "403" {
+		t.Fatalf("BYE with another dialog's token: %s", outcome(d))
+	}
+	// A strict router upstream puts the Record-Route URI in the
+	// Request-URI: its token counts too.
+	strict := withToTag(reqText("BYE", "sip:"+selfAddr+";lr;dsnrr="+tok, "Route: <sip:carol@198.51.100.1:5060>"))
+	if d, _ := e.decide(t, parseReq(t, strict...), callerSrc); outcome(d) != "route:dialog" {
+		t.Fatalf("strict-routed BYE with the token: %s (%+v)", outcome(d), d.rej)
+	}
+	// A Digest-authenticated caller needs no token (its credentials are
+	// checked, not challenged for).
+	ch, _ := e.decide(t, parseReq(t, reqText("INVITE", "sip:carol@ims.test")...), callerSrc)
+	authz := proxyAuthz(t, ch, "alice", "BYE", "sip:carol@198.51.100.1:5060")
+	if d, _ := e.decide(t, bye("<sip:"+selfAddr+";lr>", "Proxy-Authorization: "+authz), callerSrc); outcome(d) != "route:dialog" {
+		t.Fatalf("authenticated BYE without token: %s (%+v)", outcome(d), d.rej)
+	}
+
+	// Key rotation: the token was made with the old primary; a node whose
+	// keyring now has a new primary (old key still accepted) verifies it,
+	// and so does another DSN node with the same keyring.
+	newKey := []byte("a new primary key for the clustr")
+	if err := e.p.deps.NodeAuth.SetKeys([][]byte{newKey, testClusterKey}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.decide(t, bye(v), callerSrc); outcome(d) != "route:dialog" {
+		t.Fatalf("token of the old primary after rotation: %s (%+v)", outcome(d), d.rej)
+	}
+	if got := e.p.deps.NodeAuth.rrToken("route-test-1"); got == tok {
+		t.Fatal("new primary makes the same token")
+	}
+	peer := newTestNodeAuth(t, newKey)
+	if err := peer.SetKeys([][]byte{newKey, testClusterKey}); err != nil {
+		t.Fatal(err)
+	}
+	if !peer.verifyRRToken(tok, "route-test-1") || !peer.verifyRRToken(e.p.deps.NodeAuth.rrToken("route-test-1"), "route-test-1") {
+		t.Fatal("another node with the rotated keyring refuses the tokens")
+	}
+	// Once the old key is retired, its tokens are refused.
+	if err := e.p.deps.NodeAuth.SetKeys([][]byte{newKey}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.decide(t, bye(v), callerSrc); outcome(d) != "403" {
+		t.Fatalf("token of a retired key: %s", outcome(d))
+	}
+	// The marker key and the token key differ (separate HKDF labels).
+	k := e.p.deps.NodeAuth.keys.Load()
+	if hmac.Equal(k.marker[0], k.rr[0]) {
+		t.Fatal("marker and Record-Route token share a key")
+	}
 }

@@ -133,7 +133,14 @@ type routeInput struct {
 	// Route entry naming it, or a strict router's Request-URI naming
 	// it), as the requests of a dialog this node record-routed do.
 	routed bool
-	src    registrar.Source
+	// ownDialog: routed, and an entry naming this node (a removed Route
+	// entry, or a strict router's Request-URI) carried a Record-Route
+	// token valid for the request's Call-ID: the dialog is one this node
+	// (or another DSN node) record-routed and admitted when it was
+	// created. Without it an in-dialog request is subject to the relay
+	// rule.
+	ownDialog bool
+	src       registrar.Source
 	// who is the sender's standing for the call policy and relay rule.
 	who *caller
 	// orig is the request as received (nil in tests that route a copy
@@ -153,13 +160,24 @@ func (p *Proxy) preprocess(req *sip.Request, src registrar.Source) routeInput {
 	if to := req.To(); to != nil {
 		in.inDialog = to.Params.Has("tag")
 	}
+	callID := ""
+	if c := req.CallID(); c != nil {
+		callID = c.Value()
+	}
+	checkToken := func(u *sip.Uri) {
+		if v, ok := u.UriParams.Get(rrTokenParam); ok && p.deps.NodeAuth != nil && p.deps.NodeAuth.verifyRRToken(v, callID) {
+			in.ownDialog = true
+		}
+	}
 	routes := routeURIs(req)
 	if len(routes) > 0 && p.id.isSelfURI(&req.Recipient) {
+		checkToken(&req.Recipient)
 		req.Recipient = routes[len(routes)-1]
 		routes = routes[:len(routes)-1]
 		in.routed = true
 	}
 	for len(routes) > 0 && p.id.isSelfURI(&routes[0]) {
+		checkToken(&routes[0])
 		in.viaRoute, in.routed = true, true
 		if v, ok := routes[0].UriParams.Get(flowParam); ok {
 			if f, ok := parseFlow(v); ok {
@@ -182,8 +200,9 @@ func (p *Proxy) decide(ctx context.Context, in routeInput) decision {
 	req := in.req
 	if r := req.Route(); r != nil {
 		// A Route set remains: it says where the request goes next. A
-		// preloaded one (or one this node is not on) is a relay.
-		if !in.inDialog || !in.routed {
+		// preloaded one (or one of a dialog this node did not
+		// record-route: no valid token) is a relay.
+		if !in.inDialog || !in.ownDialog {
 			if rej := p.admitRelay(ctx, in); rej != nil {
 				return refused(rej)
 			}
@@ -209,11 +228,17 @@ func (p *Proxy) decide(ctx context.Context, in routeInput) decision {
 	if in.inDialog {
 		if in.flow != nil && !sameAddr(in.src, in.flow) {
 			// Toward the phone that is behind NAT: through its flow.
+			if !in.ownDialog {
+				if rej := p.admitRelay(ctx, in); rej != nil {
+					return refused(rej)
+				}
+			}
 			return decision{kind: RouteDialog, branches: []branchPlan{{ruri: ruri, hops: []hop{*in.flow}}}}
 		}
 		if !p.id.ownsUser(&ruri) {
-			if !in.routed {
-				// Not a dialog this node is on the route of.
+			if !in.ownDialog {
+				// Not a dialog this node (or another DSN node) is on the
+				// route of, by a valid Record-Route token.
 				if rej := p.admitRelay(ctx, in); rej != nil {
 					return refused(rej)
 				}

@@ -285,9 +285,12 @@ func TestDecideTable(t *testing.T) {
 			want: want{kind: RouteExternal, ruris: []string{"sip:bob@192.168.1.20:5060"}, hops: []string{"udp:203.0.113.5:40001"}, rr: true},
 		},
 		{
-			name: "in-dialog from the NATed phone: by Request-URI",
+			// The phone is not trusted: its request passes by the
+			// Record-Route token this node put in its route set.
+			name:  "in-dialog from the NATed phone: by Request-URI",
+			setup: func(e *routeEnv) { e.p.deps.NodeAuth = newTestNodeAuth(t, testClusterKey) },
 			req: withToTag(reqText("BYE", "sip:alice@192.0.2.10:5060",
-				"Route: <sip:"+selfAddr+";lr;dsn-flow=udp:203.0.113.5:40001>")),
+				"Route: <sip:"+selfAddr+";lr;dsnrr="+newTestNodeAuth(t, testClusterKey).rrToken("route-test-1")+";dsn-flow=udp:203.0.113.5:40001>")),
 			src:  registrar.Source{Transport: "UDP", Addr: netip.MustParseAddrPort("203.0.113.5:40001")},
 			want: want{kind: RouteDialog, ruris: []string{"sip:alice@192.0.2.10:5060"}, hops: []string{"udp:192.0.2.10:5060"}},
 		},
