@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/netip"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -138,8 +139,12 @@ func TestAlternateIsTheEntryNode(t *testing.T) {
 			t.Errorf("proxy event %+v, want one home fail-over", e)
 		}
 	}
+	// Both handlers run on S; which records its event first is a race (the
+	// alternate's 200 reaches the proxy leg over loopback), so the events
+	// are compared as a set.
+	sort.Strings(kinds)
 	if got := strings.Join(kinds, ","); got != "alternate,proxy" {
-		t.Errorf("S's INVITE events %s, want alternate,proxy", got)
+		t.Errorf("S's INVITE events %s, want alternate and proxy", got)
 	}
 }
 
