@@ -34,7 +34,7 @@ var (
 	fleetArg  = flag.String("fleet", "3", "fleet sizes (comma list) for the caller -> entry node -> home -> phone path")
 	modesArg  = flag.String("modes", "proxy,redirect", "route modes of the fleets (comma list)")
 	contacts  = flag.Int("contacts", 10000, "contacts registered for the memory figures (one AOR each)")
-	contRate  = flag.Int("contacts-rate", 900, "REGISTER/s while registering the -contacts on dsn-node (its overload gate admits 768 new requests a second sustained, after a burst of 8,192)")
+	contRate  = flag.Int("contacts-rate", 900, "REGISTER/s while registering the -contacts on dsn-node (its overload gate admits 3/8 of its transaction window a 32 s sustained, after an eighth at once: see dsn-node -memory-limit)")
 	kamRate   = flag.Int("kamailio-contacts-rate", 2000, "REGISTER/s while registering the -contacts on Kamailio")
 	sustain   = flag.Duration("sustain", 0, "length of a run at the best rate found for Kamailio and one dsn-node, to see whether it holds longer than a step (0: none)")
 	kamKids   = flag.Int("kamailio-children", 4, "Kamailio UDP worker processes (-n)")

@@ -10,7 +10,7 @@
 # dsn-node under calls and REGISTERs (pprof, and perf when installed).
 # Prints the steps, the results table (Markdown, as in README.md) and the
 # top of the profiles; the whole test log goes to $LOG, the profiles to
-# $PROFILES. About 90 minutes on 2 cores. Extra arguments go to the test,
+# $PROFILES. About an hour on 2 cores. Extra arguments go to the test,
 # e.g. -contacts=200000.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,10 +32,10 @@ prof=${PROFILES:-$(mktemp -d -t bench-kamailio-prof.XXXXXX)}
 echo "full log: $log; profiles: $prof; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
 go test -count=1 -timeout 240m -v -run 'TestKamailio$' ./bench/kamailio -args \
-  -step=10s -start=200 -factor=2 -max=25600 -refine=3 -rounds=2 -empty-window -drain-max=150s \
-  -fixed-rate=200 -fixed-calls=2000 -fixed-rounds=3 -sustain=40s -register-users=20000 \
+  -step=10s -start=400 -factor=2 -max=12800 -refine=2 -rounds=2 -empty-window -drain-max=120s \
+  -fixed-rate=200 -fixed-calls=2000 -fixed-rounds=2 -sustain=40s -register-users=20000 \
   -fleet=3,5 -modes=proxy,redirect \
-  -contacts=1000000 -contacts-rate=700 -kamailio-contacts-rate=4000 -kamailio-shm=2048 \
+  -contacts=1000000 -contacts-rate=2000 -kamailio-contacts-rate=4000 \
   -profile-dir="$prof" "$@" >"$log" 2>&1 || status=$?
 grep -E 'kamailio_test.go|climb.go|^\s+\||^(ok|FAIL|---|PASS)' "$log" || true
 for p in calls register; do

@@ -54,6 +54,9 @@ type options struct {
 	pprof                                           bool
 	maxInflight                                     int
 	maxTransactions                                 int
+	memoryLimit                                     string
+	gcPercent                                       int
+	mem                                             memorySettings // resolved from memoryLimit and gcPercent by run
 	authFile, trusted                               string
 	authOpen                                        bool
 	callPolicy, authAlgorithms                      string
@@ -89,7 +92,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.callPolicy, "call-policy", "", "who may call DSN users: `accept` (anyone), challenge (untrusted callers must authenticate with -auth-file credentials: 407), reject (403); -trusted peers and DSN nodes are exempt. Default: challenge with -auth-file, accept with -auth-open or -dev")
 	fs.StringVar(&o.authAlgorithms, "auth-algorithms", "SHA-256,MD5", "digest `algorithms` offered in 401/407 challenges, in this order (RFC 8760); clients that read only the first challenge and lack SHA-256 (e.g. SIPp 3.6) need MD5,SHA-256")
 	fs.IntVar(&o.maxInflight, "max-inflight", overload.DefaultConfig().MaxInflight, "SIP requests in progress (calls until their final response, REGISTERs) beyond which new out-of-dialog requests get 503 with Retry-After")
-	fs.IntVar(&o.maxTransactions, "max-transactions", overload.DefaultConfig().MaxTransactions, "SIP requests handed to the stack within 32 s (each holds a transaction that long) beyond which requests get 503: new out-of-dialog ones at half of it; bounds the memory of calls")
+	fs.IntVar(&o.maxTransactions, "max-transactions", 0, "SIP requests handed to the stack within 32 s (each holds a transaction that long) beyond which requests get 503: new out-of-dialog ones at 3/8 of it a 32 s, after an eighth at once; bounds the memory of calls. 0: sized from -memory-limit (half of it, 12 KiB a request)")
+	fs.StringVar(&o.memoryLimit, "memory-limit", "auto", "the process's memory `size` (e.g. 4GiB; Go's soft limit): the garbage collector works harder near it, new calls get 503 once the live heap reaches half of it, and -max-transactions is sized from it. auto: GOMEMLIMIT if set, else 90% of the cgroup's limit, else a quarter of the RAM")
+	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage-collection `target` (GOGC): the heap may grow this many percent over the live heap before a collection. 0: GOGC if set, else 400 (the memory limit bounds the growth)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ on the admin address (keep the admin address private)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log `format`: json or console")
@@ -135,11 +140,19 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 		defer dev.Close()
 	}
+	if o.mem, err = resolveMemory(o.memoryLimit, o.gcPercent, getenv, os.ReadFile); err != nil {
+		fmt.Fprintf(stderr, "dsn-node: %v\n", err)
+		return 2
+	}
 	cfg, deps, err := buildConfig(&o, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "dsn-node: %v\n", err)
 		return 2
 	}
+	o.mem.apply()
+	log.Info("dsn-node: memory", zap.Uint64("memory_limit", o.mem.limit), zap.String("memory_limit_from", o.mem.limitFrom),
+		zap.Int("gc_percent", o.mem.gcPercent), zap.String("gc_percent_from", o.mem.gcFrom),
+		zap.Int("max_transactions", cfg.Overload.MaxTransactions), zap.Uint64("max_heap", cfg.Overload.MaxHeap))
 	deps.SIPLog = sipLog
 	n, err := node.New(cfg, deps)
 	if err != nil {
@@ -187,8 +200,11 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 	}
 	cfg.AdminListen = o.admin
 	cfg.Pprof = o.pprof
+	cfg.Overload = cfg.Overload.ForMemory(o.mem.limit)
 	cfg.Overload.MaxInflight = o.maxInflight
-	cfg.Overload.MaxTransactions = o.maxTransactions
+	if o.maxTransactions != 0 {
+		cfg.Overload.MaxTransactions = o.maxTransactions
+	}
 	cfg.Reps.K = o.reps
 	cfg.Proxy.RouteMode = proxy.RouteMode(o.routeMode)
 	cfg.Reps.Zone = o.dnsZone
@@ -199,6 +215,11 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 	cfg.DNS.Resolver.ENUMSuffix = o.enumSuffix
 	if o.replicas < 1 {
 		return cfg, node.Deps{}, fmt.Errorf("-replicas %d: must be at least 1", o.replicas)
+	}
+	if o.maxTransactions != 0 {
+		if err := cfg.Overload.Validate(); err != nil {
+			return cfg, node.Deps{}, fmt.Errorf("-max-transactions %d: %w", o.maxTransactions, err)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, node.Deps{}, err

@@ -96,11 +96,11 @@ type Config struct {
 
 // DefaultConfig returns production defaults. The admission limits are
 // sized from the capacity measured in bench/overload (one node on 2
-// cores: about 1,000-1,500 calls/s): a CPU-bound node starts shedding
-// when runnable goroutines wait 50 ms, long before the hard bounds. The
-// transaction window (65,536) admits 8,192 new requests at once and 768
-// a second after that, for at most about 0.9 GiB of live heap (829 MiB
-// measured at 10x); a smaller one trades calls per second for memory.
+// cores): a CPU-bound node starts shedding when runnable goroutines wait
+// 50 ms, long before the hard bounds. The memory bounds here (a 1 GiB
+// live heap, a window of 65,536: 8,192 new requests at once and 768 a
+// second after that) suit a small machine; dsn-node sizes them from its
+// memory limit instead (ForMemory, -memory-limit).
 func DefaultConfig() Config {
 	return Config{
 		MaxInflight:     2000,
@@ -159,4 +159,27 @@ func (c Config) Validate() error {
 		return bad("MessageTimeout %v > IdleTimeout %v", c.MessageTimeout, c.IdleTimeout)
 	}
 	return nil
+}
+
+// UnitBytes is the live heap one unit of the transaction window stands
+// for when the window is sized from a memory budget (ForMemory): a call
+// (INVITE and BYE, each a server and a client transaction kept 32 s
+// after its final response, 2 units) held 21 KiB of live heap in
+// bench/kamailio, 10.7 KiB a unit; bigger messages weigh more units.
+const UnitBytes = 12 << 10
+
+// ForMemory returns c with its memory bounds sized from limit, the
+// process's memory limit in bytes (the Go runtime's soft limit): new
+// out-of-dialog requests are shed once the live heap reaches half of it
+// (MaxHeap), which leaves the collector the other half, and the
+// transaction window holds what that half holds (MaxTransactions =
+// limit/2 / UnitBytes, at least what Validate needs). A limit of 0
+// returns c unchanged.
+func (c Config) ForMemory(limit uint64) Config {
+	if limit == 0 {
+		return c
+	}
+	c.MaxHeap = limit / 2
+	c.MaxTransactions = max(int(min(c.MaxHeap/UnitBytes, 1<<30)), 8*weight(c.MaxMessage))
+	return c
 }

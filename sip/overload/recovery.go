@@ -16,7 +16,12 @@ const releaseRounds = 12
 // releaseRounds times (2 minutes by default), and then no more until the
 // next overload; and once more as soon as the transaction window has
 // drained (to a 64th of MaxTransactions), which is when what the
-// overload admitted is gone. Not safe for concurrent use: the driver
+// overload admitted is gone. A burst that was admitted whole (the window
+// grew to a 16th of MaxTransactions or more, nothing shed) is released
+// the same way, once, when the window has drained after it: with the
+// garbage-collection target a node runs at (cmd/dsn-node: 400%), the
+// runtime would otherwise keep the burst's pages as the next heap goal.
+// Not safe for concurrent use: the driver
 // goroutine owns it.
 //
 // It also decides when the live-heap reading is stale: the runtime
@@ -29,6 +34,8 @@ type Recovery struct {
 	after       time.Duration
 	maxHeap     uint64
 	drained     int // window size at which it counts as drained
+	burst       int // window size that counts as a burst worth a release
+	peak        int // largest window seen since the last release
 	lastRelease time.Time
 	drainedFor  time.Time // the last shed the drained window was released for
 	lastGC      time.Time
@@ -41,7 +48,8 @@ const heapRefresh = time.Second
 // NewRecovery returns a Recovery for cfg (releases never due when
 // ReleaseAfter is 0, collections never when MaxHeap is 0).
 func NewRecovery(cfg Config) *Recovery {
-	return &Recovery{after: cfg.ReleaseAfter, maxHeap: cfg.MaxHeap, drained: cfg.MaxTransactions / 64}
+	return &Recovery{after: cfg.ReleaseAfter, maxHeap: cfg.MaxHeap, drained: cfg.MaxTransactions / 64,
+		burst: max(cfg.MaxTransactions/16, 1)}
 }
 
 // CollectDue reports whether to collect garbage now to refresh a live-heap
@@ -57,6 +65,22 @@ func (r *Recovery) CollectDue(heap uint64, now time.Time) bool {
 // Due reports whether to release memory now, given when the gate last
 // shed a request (zero: never) and the size of its transaction window.
 func (r *Recovery) Due(lastShed, now time.Time, window int) bool {
+	r.peak = max(r.peak, window)
+	if r.shedDue(lastShed, now, window) {
+		r.peak = window
+		return true
+	}
+	recent := !lastShed.IsZero() && now.Sub(lastShed) <= releaseRounds*r.after // the overload's schedule governs
+	if r.after > 0 && !recent && r.peak >= r.burst && window <= r.drained {
+		r.peak, r.lastRelease = window, now
+		return true
+	}
+	return false
+}
+
+// shedDue is Due after an overload: every ReleaseAfter for
+// releaseRounds, and once when the window has drained.
+func (r *Recovery) shedDue(lastShed, now time.Time, window int) bool {
 	if r.after <= 0 || lastShed.IsZero() {
 		return false
 	}

@@ -85,3 +85,28 @@ func TestRecoveryCollectsForStaleHeap(t *testing.T) {
 		t.Fatal("due with MaxHeap 0")
 	}
 }
+
+// TestRecoveryAfterBurst: a burst admitted without shedding is released
+// once, when the window has drained after it; small loads never are.
+func TestRecoveryAfterBurst(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ReleaseAfter, cfg.MaxTransactions = 10*time.Second, 6400
+	r := NewRecovery(cfg)
+	t0 := time.Unix(1000, 0)
+	windows := []int{0, 50, 300, 50, 0, 0, 399, 0, 0} // below a 16th (400): no release
+	windows = append(windows, 400, 3000, 3000, 2000, 500, 100, 99, 99, 0, 0, 800, 50, 20)
+	var at []int
+	for s, w := range windows {
+		if r.Due(time.Time{}, t0.Add(time.Duration(s)*time.Second), w) {
+			at = append(at, s)
+		}
+	}
+	if fmt.Sprint(at) != "[14 20]" {
+		t.Fatalf("released at %v, want [14 20]: when the burst drained to 100 (a 64th), and after the second burst", at)
+	}
+	cfg.ReleaseAfter = 0
+	r = NewRecovery(cfg)
+	if r.Due(time.Time{}, t0, 6400) || r.Due(time.Time{}, t0.Add(time.Second), 0) {
+		t.Fatal("due with ReleaseAfter 0")
+	}
+}

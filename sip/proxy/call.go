@@ -164,6 +164,16 @@ func (c *call) finish() {
 	c.mu.Unlock()
 	for _, l := range c.legs {
 		stopTimers(l)
+		// sipgo keeps the client transaction (with its copy of the
+		// request) and, through the tap and the server transaction's
+		// callbacks, this call for up to 32 s more; what only the
+		// driver needed goes now, so that a call held that long costs
+		// the transactions and little else.
+		l.req, l.plan = nil, branchPlan{}
+	}
+	c.base = nil
+	for i := range c.rc.branches {
+		c.rc.branches[i].final = nil
 	}
 	for _, ev := range q {
 		if ev.kind == evResponse && c.invite && ev.res.StatusCode >= 200 && ev.res.StatusCode < 300 {
