@@ -29,12 +29,17 @@ type overloadGuard struct {
 	heap       atomic.Uint64 // live heap bytes, last sample
 }
 
+// overloadTick is how often the overload driver samples the load.
+const overloadTick = 100 * time.Millisecond
+
 // startOverload creates the gate, registers its metrics and starts its
 // driver, which stops with ctx: every 100 ms it samples the scheduling
-// delay and the live heap (collecting garbage first when there is no
-// reading yet or it is at the limit, at most once a second), expires the
-// gate's transaction window, and after an overload it returns free memory
-// to the OS (overload.Recovery).
+// delay (the gate sees the delay sustained over Config.QueueDelayFor)
+// and the live heap (collecting garbage first when there is no reading
+// yet or it is at the limit, at most once a second), expires the gate's
+// transaction window, and after an overload or a burst it returns free
+// memory to the OS (overload.Recovery).
+
 func (n *Node) startOverload(ctx context.Context) (*overloadGuard, error) {
 	g := &overloadGuard{log: n.log.Named("overload")}
 	cfg := n.cfg.Overload
@@ -54,12 +59,13 @@ func (n *Node) startOverload(ctx context.Context) (*overloadGuard, error) {
 		}
 	}
 	sampler := overload.NewSampler(0.99)
+	sustained := overload.NewSustained(int(cfg.QueueDelayFor / overloadTick))
 	rec := overload.NewRecovery(cfg)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		measured := false
-		t := time.NewTicker(100 * time.Millisecond)
+		t := time.NewTicker(overloadTick)
 		defer t.Stop()
 		for {
 			select {
@@ -76,7 +82,7 @@ func (n *Node) startOverload(ctx context.Context) (*overloadGuard, error) {
 				_, heap = sampler.Sample()
 				measured = true
 			}
-			g.queueDelay.Store(int64(delay))
+			g.queueDelay.Store(int64(sustained.Add(delay)))
 			g.heap.Store(heap)
 			// Expire the transaction window when no request comes to do it.
 			gate.Prune()
@@ -118,7 +124,7 @@ func (g *overloadGuard) countRegisters(h sipgo.RequestHandler) sipgo.RequestHand
 //	dsn_sip_input_dropped_total{transport,reason}   input discarded (oversized, malformed, TCP limits and timeouts)
 //	dsn_sip_tcp_connections                         inbound SIP TCP connections held
 //	dsn_sip_inflight_requests                       requests being handled (the gate's InFlight)
-//	dsn_sip_queue_delay_seconds                     p99 scheduling delay of the last 100 ms
+//	dsn_sip_queue_delay_seconds                     p99 scheduling delay sustained over the last 300 ms
 //	dsn_sip_transactions                            requests in the gate's transaction window
 //	dsn_heap_live_bytes                             live heap after the last garbage collection
 type overloadMetrics struct {
@@ -148,7 +154,7 @@ func newOverloadMetrics(g *overloadGuard) *overloadMetrics {
 			Name: "dsn_sip_inflight_requests", Help: "SIP requests being handled by the proxy and the registrar.",
 		}, func() float64 { return float64(g.load().InFlight) }),
 		delay: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "dsn_sip_queue_delay_seconds", Help: "99th percentile of the time runnable goroutines waited for a CPU over the last 100 ms.",
+			Name: "dsn_sip_queue_delay_seconds", Help: "Time runnable goroutines waited for a CPU (99th percentile of each 100 ms), the least over the last -QueueDelayFor (300 ms): what the overload gate compares with its limit (50 ms).",
 		}, func() float64 { return time.Duration(g.queueDelay.Load()).Seconds() }),
 		txs: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "dsn_sip_transactions", Help: "Requests handed to the SIP stack within the last 32 s, each weighing 1 and 1 more per 2 KiB of its size (the overload gate's transaction window, at most -max-transactions).",

@@ -25,6 +25,12 @@ type Config struct {
 	// CPU-bound and every admitted request would only wait longer. 0
 	// disables the signal.
 	MaxQueueDelay time.Duration
+	// QueueDelayFor is how long the scheduling delay must stay at
+	// MaxQueueDelay before it counts (the driver reports the smallest
+	// delay of the sample intervals in it, see Sustained): a garbage
+	// collection or a burst that makes goroutines wait once is not a
+	// CPU-bound node.
+	QueueDelayFor time.Duration
 	// MaxHeap is the live heap, in bytes, at which new out-of-dialog
 	// requests are answered 503: every admitted call holds state for its
 	// transactions' lifetime (sipgo keeps them up to 32 s after the
@@ -106,6 +112,7 @@ func DefaultConfig() Config {
 		MaxInflight:     2000,
 		MaxGoroutines:   10000,
 		MaxQueueDelay:   50 * time.Millisecond,
+		QueueDelayFor:   300 * time.Millisecond,
 		MaxHeap:         1 << 30,
 		RetryAfter:      5 * time.Second,
 		MaxTransactions: 1 << 16,
@@ -131,6 +138,8 @@ func (c Config) Validate() error {
 		return bad("MaxGoroutines = %d, want >= 1", c.MaxGoroutines)
 	case c.MaxQueueDelay < 0:
 		return bad("MaxQueueDelay = %v, want >= 0", c.MaxQueueDelay)
+	case c.QueueDelayFor < 0:
+		return bad("QueueDelayFor = %v, want >= 0", c.QueueDelayFor)
 	case c.Rate < 0:
 		return bad("Rate = %v, want >= 0", c.Rate)
 	case c.Rate > 0 && c.Burst < 1:

@@ -35,7 +35,8 @@
 // admitted steadily rather than in bursts), and rejected beyond that pace
 // and while the node is at one of its other limits: requests in progress (Config.MaxInflight), goroutines
 // (Config.MaxGoroutines), scheduling delay (Config.MaxQueueDelay:
-// runnable goroutines wait for a CPU), live heap (Config.MaxHeap), or an
+// runnable goroutines keep waiting for a CPU, for Config.QueueDelayFor),
+// live heap (Config.MaxHeap), or an
 // optional token-bucket rate (Config.Rate, Config.Burst). The load is
 // sampled through Deps.Load for each such request. Every rejection is
 // counted by Metrics.Rejected with its reason.
@@ -45,7 +46,10 @@
 // sipgo's transaction tables and the proxy's per-call tables by what the
 // window admitted, ringing calls by MaxInflight, TCP connections by
 // MaxConns (each holds sipgo's 32 KiB read buffer, a 4 KiB one here and
-// a goroutine), a message by MaxMessage.
+// a goroutine), a message by MaxMessage. Config.ForMemory derives
+// MaxHeap and MaxTransactions from one memory limit (dsn-node's
+// -memory-limit): half of it for the live heap, UnitBytes a unit of the
+// window.
 //
 // # Input limits
 //

@@ -85,3 +85,31 @@ func at(s []uint64, i int) uint64 {
 	}
 	return 0
 }
+
+// Sustained turns the scheduling delays of successive sample intervals
+// into the delay that held through the last n of them (the smallest): a
+// node is CPU-bound when its goroutines keep waiting, not when one
+// garbage collection or one burst made them wait once. A spike sheds the
+// new requests of a whole interval for nothing: the backlog behind it
+// drains in milliseconds, well inside SIP's retransmission timer T1
+// (500 ms). Not safe for concurrent use.
+type Sustained struct {
+	last []time.Duration
+	next int
+}
+
+// NewSustained returns a Sustained over n intervals (at least 1). Until n
+// intervals have been added it reports 0.
+func NewSustained(n int) *Sustained { return &Sustained{last: make([]time.Duration, max(n, 1))} }
+
+// Add records the delay of one interval and returns the delay sustained
+// through the last n.
+func (s *Sustained) Add(d time.Duration) time.Duration {
+	s.last[s.next] = d
+	s.next = (s.next + 1) % len(s.last)
+	m := d
+	for _, x := range s.last {
+		m = min(m, x)
+	}
+	return m
+}

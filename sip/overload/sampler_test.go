@@ -1,6 +1,7 @@
 package overload
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"sync"
@@ -80,4 +81,20 @@ func TestSamplerHeap(t *testing.T) {
 		t.Fatalf("live heap %d bytes with 64 MiB held", heap)
 	}
 	runtime.KeepAlive(keep)
+}
+
+func TestSustained(t *testing.T) {
+	ms := time.Millisecond
+	s := NewSustained(3)
+	var got []time.Duration
+	for _, d := range []time.Duration{80, 90, 70, 0, 100, 100, 60, 100, 100, 100} {
+		got = append(got, s.Add(d*ms)/ms)
+	}
+	want := []time.Duration{0, 0, 70, 0, 0, 0, 60, 60, 60, 100}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("sustained delays %v, want %v", got, want)
+	}
+	if one := NewSustained(0); one.Add(5*ms) != 5*ms {
+		t.Fatal("n = 0 must behave as 1")
+	}
 }

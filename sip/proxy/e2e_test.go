@@ -605,3 +605,56 @@ func TestInDialogRequestsSentToTheEdge(t *testing.T) {
 		return has(es, sip.ACK, 0) && has(es, sip.BYE, 0)
 	})
 }
+
+// ackTx is a server transaction that records its response and offers the
+// ACK of it the way sipgo does (an unbuffered channel).
+type ackTx struct {
+	sip.ServerTransaction
+	acks chan *sip.Request
+	done chan struct{}
+	mu   sync.Mutex
+	res  []*sip.Response
+}
+
+func (t *ackTx) Respond(res *sip.Response) error {
+	t.mu.Lock()
+	t.res = append(t.res, res)
+	t.mu.Unlock()
+	return nil
+}
+func (t *ackTx) Acks() <-chan *sip.Request          { return t.acks }
+func (t *ackTx) Done() <-chan struct{}              { return t.done }
+func (t *ackTx) OnCancel(sip.FnTxCancel) bool       { return true }
+func (t *ackTx) OnTerminate(sip.FnTxTerminate) bool { return true }
+func (t *ackTx) Err() error                         { return nil }
+
+// TestNon2xxAckIsAbsorbed: after a 302 (any final response >= 300 to an
+// INVITE) the proxy reads the ACK from the transaction, so sipgo does not
+// park a goroutine on it until Timer I.
+func TestNon2xxAckIsAbsorbed(t *testing.T) {
+	b, _, _, _ := twoNodes(t, ModeRedirect, nil)
+	caller := startUAC(t)
+	req := caller.request(sip.INVITE, "sip:bob@"+testDomain, b.addr)
+	req.PrependHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: 5999,
+		Params: sip.HeaderParams{{K: "branch", V: sip.GenerateBranch()}}})
+	req.SetBody(nil)
+	req.SetSource("127.0.0.1:5999")
+	tx := &ackTx{acks: make(chan *sip.Request), done: make(chan struct{})}
+	defer close(tx.done)
+	b.p.serveRequest(req, tx)
+	tx.mu.Lock()
+	codes := []int{}
+	for _, r := range tx.res {
+		codes = append(codes, r.StatusCode)
+	}
+	tx.mu.Unlock()
+	if len(codes) == 0 || codes[len(codes)-1] != 302 {
+		t.Fatalf("responses %v, want ... 302", codes)
+	}
+	ack := sip.NewRequest(sip.ACK, req.Recipient)
+	select {
+	case tx.acks <- ack:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nobody took the ACK of the 302 from the transaction")
+	}
+}

@@ -171,6 +171,9 @@ func (p *Proxy) serveRequest(req *sip.Request, tx sip.ServerTransaction) {
 		ev.Duration = p.clock.Now().Sub(start)
 		p.inFlight.Add(-1)
 		p.metrics.Observe(ev)
+		if req.Method == sip.INVITE && ev.Status >= 300 {
+			go absorbAck(tx)
+		}
 	}()
 
 	if rej := validate(req); rej != nil {
@@ -219,6 +222,19 @@ func (p *Proxy) serveRequest(req *sip.Request, tx sip.ServerTransaction) {
 	default:
 		r := p.runCall(req, tx, work, d, loop, in.inDialog)
 		ev.Status, ev.Cancel, ev.Failovers = r.status, r.cancelled, r.failovers
+	}
+}
+
+// absorbAck takes the ACK of a non-2xx final response to an INVITE from
+// its server transaction, which absorbs it (RFC 3261 17.2.1). sipgo hands
+// that ACK to the transaction user and, when none is reading, keeps a
+// goroutine for it until the transaction ends (Timer I, 5 s over UDP): at
+// 2,000 redirects a second that was 10,000 goroutines, and the overload
+// gate shed for it. This goroutine lives until the ACK (a round trip).
+func absorbAck(tx sip.ServerTransaction) {
+	select {
+	case <-tx.Acks():
+	case <-tx.Done():
 	}
 }
 
