@@ -142,7 +142,7 @@ var _ overload.Metrics = (*overloadMetrics)(nil)
 func newOverloadMetrics(g *overloadGuard) *overloadMetrics {
 	return &overloadMetrics{
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dsn_sip_overload_rejected_total", Help: "Requests answered 503 with Retry-After because the node was at a limit, by method and limit (inflight, goroutines, queue_delay, heap, rate, transactions).",
+			Name: "dsn_sip_overload_rejected_total", Help: "Requests answered 503 with Retry-After because the node was at a limit, by method and limit (inflight, goroutines, queue_delay, heap, rate, transactions; repeat: a retransmission of a request already answered 503).",
 		}, []string{"method", "reason"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dsn_sip_input_dropped_total", Help: "SIP input discarded before parsing, by transport and reason (oversized, malformed, conn_limit, conn_limit_ip, idle_timeout, message_timeout, write_timeout).",

@@ -26,7 +26,10 @@
 // Config.TrackTTL, by transaction identity (top Via, Call-ID, CSeq,
 // method), each weighing 1 and 1 more per 2 KiB of its size. A request
 // already in it is a retransmission and passes (also while shedding),
-// as does the CANCEL of an INVITE in it. Requests inside a dialog (To
+// as does the CANCEL of an INVITE in it; a retransmission of a request
+// the gate rejected in the last 8 s is rejected again (reason repeat),
+// so that a copy sent before the 503 arrived cannot start the call once
+// the node stops shedding. Requests inside a dialog (To
 // tag) and CANCELs pass while the window is below
 // Config.MaxTransactions. Any other request (INVITE, REGISTER, MESSAGE,
 // SUBSCRIBE, OPTIONS, ... outside a dialog) is paced into the window (an

@@ -33,7 +33,18 @@ const (
 	// ReasonTransactions: the transaction window is full (see
 	// Config.MaxTransactions).
 	ReasonTransactions Reason = "transactions"
+	// ReasonRepeat: a retransmission of a request the gate answered 503
+	// within the last shedTTL: it gets 503 again (RFC 3261 17.2: a
+	// retransmission gets the response its request got), instead of
+	// reaching the stack once the node stops shedding, when the caller
+	// has already taken the 503 and ended the transaction.
+	ReasonRepeat Reason = "repeat"
 )
+
+// shedTTL is how long the gate remembers a request it rejected: longer
+// than a retransmission sent before the 503 arrived takes to come in
+// (the client stops retransmitting on a final response).
+const shedTTL = 8 * time.Second
 
 // Verdict is what to do with one message.
 type Verdict int
@@ -116,6 +127,7 @@ type Gate struct {
 	rate bucket // Config.Rate, Burst
 	pace bucket // new requests into the window (see Decide)
 	win  window
+	shed window // requests rejected in the last shedTTL (weight 1 each, at most MaxTransactions)
 
 	admitted, rejected atomic.Int64
 	lastShed           atomic.Int64 // unix nanoseconds of the last Reject
@@ -142,7 +154,7 @@ func New(cfg Config, deps Deps) (*Gate, error) {
 		seed: maphash.MakeSeed(),
 		rate: newBucket(cfg.Rate, float64(cfg.Burst)),
 		pace: newBucket(paceShare*float64(cfg.MaxTransactions)/cfg.TrackTTL.Seconds(), paceBurst*float64(cfg.MaxTransactions)),
-		win:  newWindow()}, nil
+		win:  newWindow(), shed: newWindow()}, nil
 }
 
 // Config returns the gate's configuration.
@@ -168,6 +180,8 @@ func (g *Gate) Admit(h *Head) Decision {
 //   - A request whose transaction is in the window (it was handed to the
 //     stack less than TrackTTL ago) is a retransmission and is admitted
 //     again; so is a CANCEL whose INVITE is in the window.
+//   - A retransmission of a request rejected in the last shedTTL is
+//     rejected again (ReasonRepeat).
 //   - A request inside a dialog (To tag), and a CANCEL, is admitted and
 //     enters the window unless that would take the window over
 //     MaxTransactions. Each request weighs 1 in the window, and 1 more
@@ -192,6 +206,7 @@ func (g *Gate) Decide(h *Head, load func() Load, now time.Time) Decision {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.win.expire(now.UnixNano())
+	g.shed.expire(now.UnixNano())
 	if h.Method == "CANCEL" && g.win.has(g.txKey(h, "INVITE")) {
 		return Decision{}
 	}
@@ -199,26 +214,29 @@ func (g *Gate) Decide(h *Head, load func() Load, now time.Time) Decision {
 	if g.win.has(key) {
 		return Decision{}
 	}
+	if g.shed.has(key) {
+		return g.reject(ReasonRepeat, now, key)
+	}
 	until := now.Add(g.cfg.TrackTTL).UnixNano()
 	wt := weight(h.Len + int(min(max(h.ContentLength, 0), int64(g.cfg.MaxMessage))))
 	if h.ToTag != nil || h.Method == "CANCEL" {
 		if g.win.len()+wt > g.cfg.MaxTransactions {
-			return g.shed(ReasonTransactions, now)
+			return g.reject(ReasonTransactions, now, key)
 		}
 		g.win.add(key, until, wt, false)
 		return Decision{}
 	}
 	g.pace.fill(now)
 	if g.win.len()+wt > g.cfg.MaxTransactions || 2*(g.win.news+wt) > g.cfg.MaxTransactions || !g.pace.has(float64(wt)) {
-		return g.shed(ReasonTransactions, now)
+		return g.reject(ReasonTransactions, now, key)
 	}
 	if r := g.overloaded(load()); r != "" {
-		return g.shed(r, now)
+		return g.reject(r, now, key)
 	}
 	if g.cfg.Rate > 0 {
 		g.rate.fill(now)
 		if !g.rate.has(1) {
-			return g.shed(ReasonRate, now)
+			return g.reject(ReasonRate, now, key)
 		}
 		g.rate.take(1)
 	}
@@ -268,9 +286,14 @@ func (g *Gate) overloaded(l Load) Reason {
 	return ""
 }
 
-func (g *Gate) shed(r Reason, now time.Time) Decision {
+// reject sheds the request whose transaction key is key, and remembers
+// it for shedTTL so that its retransmissions get the same answer.
+func (g *Gate) reject(r Reason, now time.Time, key uint64) Decision {
 	g.rejected.Add(1)
 	g.lastShed.Store(now.UnixNano())
+	if r != ReasonRepeat && g.shed.len() < g.cfg.MaxTransactions {
+		g.shed.add(key, now.Add(shedTTL).UnixNano(), 1, false)
+	}
 	return Decision{Verdict: Reject, Reason: r}
 }
 
@@ -280,7 +303,9 @@ func (g *Gate) shed(r Reason, now time.Time) Decision {
 func (g *Gate) Prune() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.win.expire(g.now().UnixNano())
+	now := g.now().UnixNano()
+	g.win.expire(now)
+	g.shed.expire(now)
 }
 
 // Stats are the gate's totals since New.

@@ -374,3 +374,43 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestRetransmissionOfRejectedRequestRejectedAgain: a retransmission of a
+// request answered 503 gets 503 again for shedTTL, even once the node has
+// stopped shedding (the caller took the 503 and ended the transaction: a
+// late copy must not start the call after all); the memory of rejected
+// requests is bounded by MaxTransactions.
+func TestRetransmissionOfRejectedRequestRejectedAgain(t *testing.T) {
+	g, fl, clk, m := testGate(t, nil)
+	inv := head(t, invite("z9hG4bKrej"))
+	fl.l = Load{InFlight: 100}
+	if d := g.Admit(&inv); d.Reason != ReasonInflight {
+		t.Fatalf("while shedding: %+v", d)
+	}
+	fl.l = Load{}
+	clk.advance(shedTTL - time.Millisecond)
+	if d := g.Admit(&inv); d.Verdict != Reject || d.Reason != ReasonRepeat {
+		t.Fatalf("retransmission after the overload: %+v, want 503 (repeat)", d)
+	}
+	if m.rej("INVITE/repeat") != 1 {
+		t.Fatal("repeat not counted")
+	}
+	other := head(t, invite("z9hG4bKfresh"))
+	if d := g.Admit(&other); d.Verdict != Admit {
+		t.Fatalf("a new request once the overload is over: %+v", d)
+	}
+	clk.advance(time.Millisecond)
+	if d := g.Admit(&inv); d.Verdict != Admit {
+		t.Fatalf("after shedTTL: %+v", d)
+	}
+
+	g, fl, _, _ = testGate(t, nil)
+	fl.l = Load{InFlight: 100}
+	for i := 0; i < 3*g.cfg.MaxTransactions; i++ {
+		h := head(t, invite(fmt.Sprintf("z9hG4bKb%d", i)))
+		g.Admit(&h)
+	}
+	if n := g.shed.len(); n != g.cfg.MaxTransactions {
+		t.Fatalf("remembered %d rejected requests, want the bound %d", n, g.cfg.MaxTransactions)
+	}
+}
