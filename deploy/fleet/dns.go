@@ -185,9 +185,16 @@ func (f *DNSFleet) RepsOK(k int) error {
 	return nil
 }
 
-// reps returns the live representative processes.
+// reps returns the live representative processes. Published fails while
+// an UPDATE lands between its queries (the UDP and TCP SRV sets differ for
+// a moment); it is asked again until it answers.
 func (f *DNSFleet) Reps() []*Proc {
-	pub, _ := f.Published()
+	f.t.Helper()
+	var pub map[string]string
+	Eventually(f.t, 10*time.Second, "a consistent SRV answer", func() (err error) {
+		pub, err = f.Published()
+		return err
+	})
 	var out []*Proc
 	for label := range pub {
 		if p, ok := f.Procs[label]; ok && p.Alive() {
