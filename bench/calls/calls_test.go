@@ -13,7 +13,6 @@ package calls
 import (
 	"flag"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -23,11 +22,7 @@ import (
 )
 
 var (
-	stepLen  = flag.Duration("step", time.Second, "length of one rate step (calls or REGISTERs at that rate)")
-	start    = flag.Int("start", 100, "first rate of a search, per second")
-	factor   = flag.Float64("factor", 4, "rate multiplier between steps while they pass")
-	maxRate  = flag.Int("max", 1600, "highest rate tried, per second")
-	refine   = flag.Int("refine", 0, "bisection steps after the first failure")
+	ladder   = sippbench.NewLadderFlags(flag.CommandLine, sippbench.Ladder{Start: 100, Factor: 4, Max: 1600}, time.Second)
 	pause    = flag.Duration("pause", 100*time.Millisecond, "talk time of the calls in rate steps and latency runs (SIPp -d)")
 	latCalls = flag.Int("latency-calls", 50, "calls per path per latency round")
 	latRate  = flag.Int("latency-rate", 50, "calls/s of the latency runs")
@@ -52,16 +47,6 @@ type run struct {
 	b   *sippbench.Bench
 	l   sippbench.Ladder
 	tab sippbench.Table
-}
-
-// scenario returns the absolute path of a scenario file.
-func scenario(t *testing.T, rel string) string {
-	t.Helper()
-	p, err := filepath.Abs(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // system is the nodes as a sippbench.System; nil for none (a SIPp-only
@@ -120,9 +105,9 @@ func TestCalls(t *testing.T) {
 		t.Skip("multi-process benchmark")
 	}
 	r := &run{t: t, b: &sippbench.Bench{SIPp: fleet.RequireTool(t, "sipp"), Domain: domain,
-		UAS: scenario(t, uasScenario), RegisterUsers: scenario(t, "testdata/register_users.xml"),
-		RegistrarStub: scenario(t, "testdata/registrar_stub.xml"), Users: fleet.WriteUsers(t, t.TempDir(), domain, *regUsers)},
-		l: sippbench.Ladder{Start: *start, Max: *maxRate, Factor: *factor, Refine: *refine}}
+		UAS: sippbench.Abs(t, uasScenario), RegisterUsers: sippbench.Abs(t, "testdata/register_users.xml"),
+		RegistrarStub: sippbench.Abs(t, "testdata/registrar_stub.xml"), Users: fleet.WriteUsers(t, t.TempDir(), domain, *regUsers)},
+		l: ladder.Ladder()}
 	if err := r.b.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +129,7 @@ func TestCalls(t *testing.T) {
 		fleet.SIPp(t, reg.via.SIP, "-sf", regScenario, "-i", "127.0.0.1", "-p", sippbench.PortOf(t, reg.phone),
 			"-s", reg.user, "-key", "domain", domain, "-m", "1")
 	}
-	timed, untimed := scenario(t, "testdata/uac_timed.xml"), scenario(t, "testdata/uac_direct.xml")
+	timed, untimed := sippbench.Abs(t, "testdata/uac_timed.xml"), sippbench.Abs(t, "testdata/uac_direct.xml")
 	paths := []sippbench.CallPath{
 		{Name: "direct", Scenario: untimed, Target: phoneH, User: userH, Phone: phoneH},
 		{Name: "H (1 proxy)", Proxies: 1, Scenario: timed, Target: H.SIP, User: userH, Phone: phoneH},
@@ -200,7 +185,7 @@ func TestCalls(t *testing.T) {
 
 // callLadder searches the highest call rate along p with 0 failures.
 func (r *run) callLadder(p sippbench.CallPath, nodes []*fleet.Proc) (sippbench.Result, map[int]string) {
-	return sippbench.Climb(r.t, r.l, *stepLen, "calls "+p.Name, system(nodes), true, func(n, rate int) sippbench.Outcome {
+	return sippbench.Climb(r.t, r.l, *ladder.Step, "calls "+p.Name, system(nodes), true, func(n, rate int) sippbench.Outcome {
 		return r.b.Calls(r.t, p, n, rate, *pause, false)
 	})
 }
@@ -217,7 +202,7 @@ func (r *run) regLadder(name, target string, stub bool, nodes []*fleet.Proc) (si
 			r.t.Fatalf("registering %d users at 400/s with %s: %s", *regUsers, name, o.Note)
 		}
 	}
-	return sippbench.Climb(r.t, r.l, *stepLen, "REGISTER "+name, system(nodes), false, func(n, rate int) sippbench.Outcome {
+	return sippbench.Climb(r.t, r.l, *ladder.Step, "REGISTER "+name, system(nodes), false, func(n, rate int) sippbench.Outcome {
 		return r.b.Registers(r.t, target, stub, port, n, rate)
 	})
 }

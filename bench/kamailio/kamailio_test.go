@@ -20,11 +20,7 @@ import (
 // The short CI version is the default; run.sh passes the full run's
 // values.
 var (
-	stepLen   = flag.Duration("step", time.Second, "length of one rate step (calls or REGISTERs at that rate)")
-	start     = flag.Int("start", 200, "first rate of a search, per second")
-	factor    = flag.Float64("factor", 4, "rate multiplier between steps while they pass")
-	maxRate   = flag.Int("max", 800, "highest rate tried, per second")
-	refine    = flag.Int("refine", 0, "bisection steps after the first failure")
+	ladder    = sippbench.NewLadderFlags(flag.CommandLine, sippbench.Ladder{Start: 200, Factor: 4, Max: 800}, time.Second)
 	rounds    = flag.Int("rounds", 1, "rounds of the head-to-head searches (SIPp ceiling, Kamailio, one dsn node take turns)")
 	pause     = flag.Duration("pause", 100*time.Millisecond, "talk time of the calls (SIPp -d)")
 	fixRate   = flag.Int("fixed-rate", 100, "calls/s of the fixed-rate runs (setup latency, CPU per call)")
@@ -83,15 +79,6 @@ type run struct {
 	kamPer   float64
 }
 
-func abs(t *testing.T, rel string) string {
-	t.Helper()
-	p, err := filepath.Abs(rel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // part notes the load average as a part of the run starts, and reads
 // the memory node when it is ready.
 func (r *run) part(name string) {
@@ -115,14 +102,14 @@ func TestKamailio(t *testing.T) {
 	sipp := fleet.RequireTool(t, "sipp")
 	kamBin := fleet.RequireTool(t, "kamailio")
 	kamcmd := fleet.RequireTool(t, "kamcmd")
-	r := &run{t: t, l: sippbench.Ladder{Start: *start, Max: *maxRate, Factor: *factor, Refine: *refine}}
+	r := &run{t: t, l: ladder.Ladder()}
 	r.b = &sippbench.Bench{SIPp: sipp, Domain: domain,
-		UAS:           abs(t, "../../sip/proxy/testdata/sipp/uas.xml"),
-		RegisterUsers: abs(t, "../calls/testdata/register_users.xml"),
-		RegistrarStub: abs(t, "../calls/testdata/registrar_stub.xml"),
+		UAS:           sippbench.Abs(t, "../../sip/proxy/testdata/sipp/uas.xml"),
+		RegisterUsers: sippbench.Abs(t, "../calls/testdata/register_users.xml"),
+		RegistrarStub: sippbench.Abs(t, "../calls/testdata/registrar_stub.xml"),
 		Users:         fleet.WriteUsers(t, t.TempDir(), domain, *regUsers)}
-	r.scen.uac, r.scen.direct = abs(t, "testdata/uac.xml"), abs(t, "testdata/uac_direct.xml")
-	r.scen.redirect, r.scen.register = abs(t, "testdata/uac_redirect.xml"), abs(t, "../../sip/proxy/testdata/sipp/register.xml")
+	r.scen.uac, r.scen.direct = sippbench.Abs(t, "testdata/uac.xml"), sippbench.Abs(t, "testdata/uac_direct.xml")
+	r.scen.redirect, r.scen.register = sippbench.Abs(t, "testdata/uac_redirect.xml"), sippbench.Abs(t, "../../sip/proxy/testdata/sipp/register.xml")
 	if err := r.b.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +121,7 @@ func TestKamailio(t *testing.T) {
 		t.Log("\n" + r.tab.String())
 	})
 	kcfg := DefaultConfig()
-	kcfg.Binary, kcfg.Kamcmd, kcfg.File = kamBin, kamcmd, abs(t, "kamailio.cfg")
+	kcfg.Binary, kcfg.Kamcmd, kcfg.File = kamBin, kamcmd, sippbench.Abs(t, "kamailio.cfg")
 	kcfg.Children, kcfg.ShmMB, kcfg.Settle = *kamKids, *kamShm, *drainMax
 
 	parts := map[string]bool{}
@@ -186,7 +173,7 @@ func startFleet(t *testing.T, prefix string, ip0, n int, mode string) []*fleet.P
 
 // climb searches the highest call rate along tg's path.
 func (r *run) climb(tg target) (sippbench.Result, map[int]string) {
-	return sippbench.Climb(r.t, r.l, *stepLen, "calls "+tg.name, tg.sys, true, func(n, rate int) sippbench.Outcome {
+	return sippbench.Climb(r.t, r.l, *ladder.Step, "calls "+tg.name, tg.sys, true, func(n, rate int) sippbench.Outcome {
 		return r.b.Calls(r.t, tg.path, n, rate, *pause, false)
 	})
 }
@@ -203,7 +190,7 @@ func (r *run) regClimb(name, addr string, stub bool, sys sippbench.System) (sipp
 			t.Fatalf("registering %d users at 1000/s with %s: %s", *regUsers, name, o.Note)
 		}
 	}
-	return sippbench.Climb(t, r.l, *stepLen, "REGISTER "+name, sys, false, func(n, rate int) sippbench.Outcome {
+	return sippbench.Climb(t, r.l, *ladder.Step, "REGISTER "+name, sys, false, func(n, rate int) sippbench.Outcome {
 		return r.b.Registers(t, addr, stub, port, n, rate)
 	})
 }
@@ -482,8 +469,8 @@ func (r *run) profile(node *fleet.Proc, tg target, res sippbench.Result, what st
 		return
 	}
 	t := r.t
-	rate := max(res.Best*8/10, *start)
-	secs := max(int(stepLen.Seconds()), 5)
+	rate := max(res.Best*8/10, ladder.Ladder().Start)
+	secs := max(int(ladder.Step.Seconds()), 5)
 	sippbench.Ready(t, tg.sys)
 	cb := r.b.StartCalls(t, tg.path, rate*(secs+2), rate, *pause, false)
 	file := filepath.Join(*profDir, what+".cpu")
@@ -505,8 +492,8 @@ func (r *run) profileRegister(node *fleet.Proc, res sippbench.Result) {
 		return
 	}
 	t := r.t
-	rate := max(res.Best*8/10, *start)
-	secs := max(int(stepLen.Seconds()), 5)
+	rate := max(res.Best*8/10, ladder.Ladder().Start)
+	secs := max(int(ladder.Step.Seconds()), 5)
 	port := fleet.FreeUDPPort(t, "127.0.0.1")
 	done := make(chan sippbench.Outcome, 1)
 	go func() { done <- r.b.Registers(t, node.SIP, false, port, rate*(secs+2), rate) }()

@@ -1,8 +1,13 @@
 package sippbench
 
 import (
+	"flag"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/dsn-ims/dsn/deploy/fleet"
 )
 
 // Ladder is how a rate search steps: from Start, multiply the rate by
@@ -118,4 +123,40 @@ func Ratio(a, b Result) string {
 		rel = "<= "
 	}
 	return fmt.Sprintf("%s%.2fx", rel, float64(a.Best)/float64(b.Best))
+}
+
+// LadderFlags are the command-line flags of a rate search, shared by the
+// benchmarks that climb: -step (how long each rate runs), -start,
+// -factor, -max and -refine.
+type LadderFlags struct {
+	Step               *time.Duration
+	start, max, refine *int
+	factor             *float64
+}
+
+// NewLadderFlags registers the flags on fs with def and step as defaults.
+func NewLadderFlags(fs *flag.FlagSet, def Ladder, step time.Duration) *LadderFlags {
+	return &LadderFlags{
+		Step:   fs.Duration("step", step, "length of one rate step (calls or REGISTERs at that rate)"),
+		start:  fs.Int("start", def.Start, "first rate of a search, per second"),
+		factor: fs.Float64("factor", def.Factor, "rate multiplier between steps while they pass"),
+		max:    fs.Int("max", def.Max, "highest rate tried, per second"),
+		refine: fs.Int("refine", def.Refine, "bisection steps after the first failure"),
+	}
+}
+
+// Ladder returns the search the flags describe.
+func (f *LadderFlags) Ladder() Ladder {
+	return Ladder{Start: *f.start, Max: *f.max, Factor: *f.factor, Refine: *f.refine}
+}
+
+// Abs returns the absolute path of a file given relative to the test's
+// package directory (a scenario, a configuration).
+func Abs(t fleet.TB, rel string) string {
+	t.Helper()
+	p, err := filepath.Abs(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
