@@ -30,7 +30,7 @@
 //     Config.RecordLinger (so Lookup can answer ErrNoBindings), then the
 //     store drops it.
 //   - Requests that are refused are refused before the store is touched,
-//     except the out-of-order (same Call-ID, CSeq not higher) and
+//     except the out-of-order (same Call-ID, CSeq lower) and
 //     too-many-contacts cases, which need the stored set. Bad input gets a
 //     4xx with a reason phrase naming the problem; nothing panics on
 //     protocol input, and UnmarshalBindings never panics on any bytes.
@@ -43,6 +43,11 @@
 //     Path is present without "Supported: path"; 423 + Min-Expires; 500
 //     for an out-of-order REGISTER or a store failure; 200 with every live
 //     contact, its expires and q, and Date.
+//   - Handle needs no transaction layer in front of it: a REGISTER with
+//     the Call-ID and CSeq of the REGISTER that last set a binding is
+//     its retransmission and leaves that binding as it is (Kamailio's
+//     registrar does the same), so answering REGISTER statelessly, as
+//     the node does over UDP, gives a retransmission the bindings held.
 //
 // # Concurrency
 //

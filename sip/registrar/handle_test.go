@@ -164,9 +164,19 @@ func TestHandleRules(t *testing.T) {
 			code: 423, check: wantHeader("Min-Expires", "60")},
 		{name: "step7 MinExpires exactly", req: msg{contacts: []string{contactA + ";expires=60"}}, code: 200},
 		// Step 7: same Call-ID needs a higher CSeq, else the request fails
-		// (500, see outOfOrder); a higher CSeq updates.
-		{name: "step7 same Call-ID equal CSeq", setup: reg(msg{cseq: 7, contacts: []string{contactA}}),
-			req: msg{cseq: 7, contacts: []string{contactA + ";expires=600"}}, code: 500},
+		// (500, see outOfOrder); a higher CSeq updates; the same CSeq is a
+		// retransmission, answered with the binding as it is.
+		{name: "step7 same Call-ID equal CSeq is a retransmission", setup: reg(msg{cseq: 7, contacts: []string{contactA}}),
+			req: msg{cseq: 7, contacts: []string{contactA + ";expires=600"}}, code: 200,
+			check: func(t *testing.T, e *testEnv, res *sip.Response) {
+				wantContacts(map[string]string{"sip:alice@192.168.1.20:5060": "expires=3600"})(t, e, res)
+				if bs := e.lookup(t, "sip:alice@dsn.test"); bs[0].CSeq != 7 || bs[0].Remaining(e.clock.Now()) != 3600 {
+					t.Errorf("binding changed by a retransmission: %+v", bs[0])
+				}
+			}},
+		{name: "step7 equal CSeq keeps the matching binding, adds a new contact", setup: reg(msg{cseq: 7, contacts: []string{contactA}}),
+			req: msg{cseq: 7, contacts: []string{contactA, "<sip:alice@192.168.1.99>"}}, code: 200,
+			check: wantContacts(map[string]string{"sip:alice@192.168.1.20:5060": "expires=3600", "sip:alice@192.168.1.99": "expires=3600"})},
 		{name: "step7 same Call-ID lower CSeq", setup: reg(msg{cseq: 7, contacts: []string{contactA}}),
 			req: msg{cseq: 6, contacts: []string{contactA + ";expires=600"}}, code: 500,
 			check: func(t *testing.T, e *testEnv, _ *sip.Response) {

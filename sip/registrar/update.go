@@ -67,9 +67,11 @@ func (r *Registrar) update(ctx context.Context, rr *regRequest) ([]Binding, time
 
 // The RFC says the request "fails" without naming a code; section 10.3
 // step 7 then requires that a failing binding update fail the whole request
-// with 500, and so does section 21.5.1's meaning of 500. Retransmissions
-// never get here (the transaction layer absorbs them), so an equal CSeq
-// is a genuinely stale request.
+// with 500, and so does section 21.5.1's meaning of 500. An equal CSeq with
+// the same Call-ID is not out of order: a node answers REGISTER over UDP
+// statelessly, so a retransmission of a REGISTER already applied gets
+// here, and leaves the binding as that REGISTER set it (as Kamailio's
+// registrar does); the answer lists the bindings held.
 func outOfOrder() *rejection {
 	return reject(sip.StatusInternalServerError, "Out-of-Order REGISTER (CSeq Not Higher)")
 }
@@ -125,8 +127,13 @@ func (r *Registrar) apply(cur []Binding, rr *regRequest, now time.Time) ([]Bindi
 		}
 		e := &entries[i]
 		// Step 7: same Call-ID needs a higher CSeq; a different Call-ID
-		// (the UA restarted) replaces the binding.
+		// (the UA restarted) replaces the binding. The same CSeq is a
+		// retransmission: the binding stays as it set it.
 		if !e.touched && e.b.CallID == rr.callID && rr.cseq <= e.b.CSeq {
+			if rr.cseq == e.b.CSeq {
+				e.touched = true
+				continue
+			}
 			return nil, false, outOfOrder()
 		}
 		e.touched, changed = true, true
