@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -270,15 +271,25 @@ func (n *Node) startSIP(ctx context.Context) error {
 	n.nodeAuth = sec.nodeAuth
 	guard.proxy.Store(px)
 	// Closing the wrappers closes the sockets.
-	n.sipUDP, n.sipTCP = guard.gate.PacketConn(n.sipUDP), guard.gate.Listener(n.sipTCP)
-	udp, tcp := n.sipUDP, n.sipTCP
-	n.wg.Add(2)
-	go func() {
-		defer n.wg.Done()
-		if err := srv.ServeUDP(udp); err != nil && ctx.Err() == nil {
-			n.log.Warn("node: sip udp stopped", zap.Error(err))
-		}
-	}()
+	regUDP := startUDPRegistrar(ctx, &n.wg, &udpRegistrar{reg: reg, parser: proxy.NewParser(), timeout: rcfg.RequestTimeout,
+		inflight: &guard.registers, served: n.metrics.registrations.Inc, slog: sec.slog}, n.cfg.Overload.MaxInflight)
+	readers := n.cfg.Overload.UDPReaders
+	if readers == 0 {
+		readers = runtime.GOMAXPROCS(0)
+	}
+	lanes := guard.gate.PacketConns(n.sipUDP, regUDP, readers)
+	n.sipUDP, n.sipTCP = lanes[0], guard.gate.Listener(n.sipTCP)
+	tcp := n.sipTCP
+	for _, udp := range lanes {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := srv.ServeUDP(udp); err != nil && ctx.Err() == nil {
+				n.log.Warn("node: sip udp stopped", zap.Error(err))
+			}
+		}()
+	}
+	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		if err := srv.ServeTCP(tcp); err != nil && ctx.Err() == nil {

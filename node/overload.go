@@ -124,7 +124,7 @@ func (g *overloadGuard) countRegisters(h sipgo.RequestHandler) sipgo.RequestHand
 //	dsn_sip_input_dropped_total{transport,reason}   input discarded (oversized, malformed, TCP limits and timeouts)
 //	dsn_sip_tcp_connections                         inbound SIP TCP connections held
 //	dsn_sip_inflight_requests                       requests being handled (the gate's InFlight)
-//	dsn_sip_queue_delay_seconds                     p99 scheduling delay sustained over the last 300 ms
+//	dsn_sip_queue_delay_seconds                     p99 scheduling delay sustained over the last second
 //	dsn_sip_transactions                            requests in the gate's transaction window
 //	dsn_heap_live_bytes                             live heap after the last garbage collection
 type overloadMetrics struct {
@@ -154,10 +154,10 @@ func newOverloadMetrics(g *overloadGuard) *overloadMetrics {
 			Name: "dsn_sip_inflight_requests", Help: "SIP requests being handled by the proxy and the registrar.",
 		}, func() float64 { return float64(g.load().InFlight) }),
 		delay: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "dsn_sip_queue_delay_seconds", Help: "Time runnable goroutines waited for a CPU (99th percentile of each 100 ms), the least over the last -QueueDelayFor (300 ms): what the overload gate compares with its limit (50 ms).",
+			Name: "dsn_sip_queue_delay_seconds", Help: "Time runnable goroutines waited for a CPU (99th percentile of each 100 ms), the least over the last second: what the overload gate compares with -max-queue-delay.",
 		}, func() float64 { return time.Duration(g.queueDelay.Load()).Seconds() }),
 		txs: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "dsn_sip_transactions", Help: "Requests handed to the SIP stack within the last 32 s, each weighing 1 and 1 more per 2 KiB of its size (the overload gate's transaction window, at most -max-transactions).",
+			Name: "dsn_sip_transactions", Help: "Requests handed to the SIP stack within the last -sip-tx-linger, each weighing 1 and 1 more per 2 KiB of its size (the overload gate's transaction window, at most -max-transactions).",
 		}, func() float64 {
 			if gate := g.gate; gate != nil {
 				return float64(gate.Stats().Transactions)

@@ -37,7 +37,8 @@ var (
 	kamShm    = flag.Int("kamailio-shm", DefaultConfig().ShmMB, "Kamailio shared memory, MiB (-m), for the call and REGISTER runs")
 	profDir   = flag.String("profile-dir", "", "directory for the dsn-node CPU profiles under load and the heap profile of the memory run (none: no profiles)")
 	emptyWin  = flag.Bool("empty-window", false, "before each step, wait until the dsn-nodes' overload gates hold no transaction of the last 32 s (needed once steps are long enough for one step's requests to count against the next)")
-	partsArg  = flag.String("parts", "memory,head,fleet", "parts of the run (comma list): memory (bytes per contact), head (SIPp, Kamailio and one dsn-node head to head), fleet (the fleet path; needs head for its ratios)")
+	partsArg  = flag.String("parts", "memory,head,register,fleet", "parts of the run (comma list): memory (bytes per contact), head (calls: SIPp, Kamailio and one dsn-node head to head), register (REGISTER/s: the SIPp stub, Kamailio, one dsn-node), fleet (the fleet path; needs head for its ratios)")
+	regMax    = flag.Int("register-max", 0, "highest REGISTER/s the REGISTER searches try (0: -max)")
 	drainMax  = flag.Duration("drain-max", 90*time.Second, "bound on the wait for a system to recover after a failed step")
 )
 
@@ -137,6 +138,9 @@ func TestKamailio(t *testing.T) {
 	if parts["head"] {
 		r.headToHead(kcfg)
 	}
+	if parts["register"] {
+		r.registers(kcfg)
+	}
 	if parts["fleet"] {
 		r.fleets()
 	}
@@ -190,7 +194,11 @@ func (r *run) regClimb(name, addr string, stub bool, sys sippbench.System) (sipp
 			t.Fatalf("registering %d users at 1000/s with %s: %s", *regUsers, name, o.Note)
 		}
 	}
-	return sippbench.Climb(t, r.l, *ladder.Step, "REGISTER "+name, sys, false, func(n, rate int) sippbench.Outcome {
+	l := r.l
+	if *regMax > 0 {
+		l.Max = *regMax
+	}
+	return sippbench.Climb(t, l, *ladder.Step, "REGISTER "+name, sys, false, func(n, rate int) sippbench.Outcome {
 		return r.b.Registers(t, addr, stub, port, n, rate)
 	})
 }
@@ -230,21 +238,27 @@ func (r *run) row(section int, what string, rs []sippbench.Result, used map[int]
 	r.tab.Add(section, what, res.String(), ratio, note)
 }
 
-// headToHead measures SIPp alone, Kamailio and one dsn-node, taking turns
-// round after round: calls/s, setup latency and CPU per call at a fixed
-// rate, REGISTER/s. It keeps Kamailio's figures for the fleets.
-func (r *run) headToHead(kcfg Config) {
+// startPair starts Kamailio and a 1-node dsn ring (nodes named prefix1).
+func (r *run) startPair(kcfg Config, prefix string) (*Server, []*fleet.Proc, sippbench.Nodes) {
 	t := r.t
-	r.part("head to head")
 	kcfg.IP, kcfg.Port = ipKamailio, fleet.FreeUDPPort(t, ipKamailio)
 	kam, err := Start(t, kcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	solo := startFleet(t, prefix, ipSolo, 1, "proxy")
+	return kam, solo, sippbench.Nodes{Procs: solo, DrainMax: *drainMax, EmptyWindow: *emptyWin}
+}
+
+// headToHead measures SIPp alone, Kamailio and one dsn-node, taking turns
+// round after round: calls/s, setup latency and CPU per call at a fixed
+// rate. It keeps Kamailio's figures for the fleets.
+func (r *run) headToHead(kcfg Config) {
+	t := r.t
+	r.part("head to head")
+	kam, solo, soloSys := r.startPair(kcfg, "solo")
 	defer kam.Stop()
-	solo := startFleet(t, "solo", ipSolo, 1, "proxy")
 	defer solo[0].Kill()
-	soloSys := sippbench.Nodes{Procs: solo, DrainMax: *drainMax, EmptyWindow: *emptyWin}
 
 	direct := fmt.Sprintf("127.0.0.1:%d", fleet.FreeUDPPort(t, "127.0.0.1"))
 	targets := []target{
@@ -293,9 +307,17 @@ func (r *run) headToHead(kcfg Config) {
 	fx := r.fixed(targets, nil, "head to head")
 	r.kamFixed = &fx[1]
 	r.profile(solo[0], targets[2], soloRes, "calls")
+}
 
-	// REGISTER/s: the SIPp stub, Kamailio's usrloc, one dsn-node.
-	stub := fmt.Sprintf("127.0.0.1:%d", fleet.FreeUDPPort(t, "127.0.0.1"))
+// registers measures REGISTER/s at 0 failures: the SIPp registrar stub
+// (SIPp's ceiling), Kamailio's usrloc and one dsn-node (a 1-node ring),
+// each with -register-users registered first.
+func (r *run) registers(kcfg Config) {
+	r.part("REGISTER/s")
+	kam, solo, soloSys := r.startPair(kcfg, "regsolo")
+	defer kam.Stop()
+	defer solo[0].Kill()
+	stub := fmt.Sprintf("127.0.0.1:%d", fleet.FreeUDPPort(r.t, "127.0.0.1"))
 	regStub, stubUsed := r.regClimb("stub", stub, true, nil)
 	regKam, kamUsed := r.regClimb("kamailio", kam.Addr(), false, kam)
 	regSolo, soloUsed := r.regClimb("one dsn-node", solo[0].SIP, false, soloSys)

@@ -56,6 +56,9 @@ type options struct {
 	maxTransactions                                 int
 	memoryLimit                                     string
 	gcPercent                                       int
+	txLinger                                        time.Duration
+	maxQueueDelay                                   time.Duration
+	udpReaders                                      int
 	mem                                             memorySettings // resolved from memoryLimit and gcPercent by run
 	authFile, trusted                               string
 	authOpen                                        bool
@@ -92,7 +95,10 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.callPolicy, "call-policy", "", "who may call DSN users: `accept` (anyone), challenge (untrusted callers must authenticate with -auth-file credentials: 407), reject (403); -trusted peers and DSN nodes are exempt. Default: challenge with -auth-file, accept with -auth-open or -dev")
 	fs.StringVar(&o.authAlgorithms, "auth-algorithms", "SHA-256,MD5", "digest `algorithms` offered in 401/407 challenges, in this order (RFC 8760); clients that read only the first challenge and lack SHA-256 (e.g. SIPp 3.6) need MD5,SHA-256")
 	fs.IntVar(&o.maxInflight, "max-inflight", overload.DefaultConfig().MaxInflight, "SIP requests in progress (calls until their final response, REGISTERs) beyond which new out-of-dialog requests get 503 with Retry-After")
-	fs.IntVar(&o.maxTransactions, "max-transactions", 0, "SIP requests handed to the stack within 32 s (each holds a transaction that long) beyond which requests get 503: new out-of-dialog ones at 3/8 of it a 32 s, after an eighth at once; bounds the memory of calls. 0: sized from -memory-limit (half of it, 12 KiB a request)")
+	fs.IntVar(&o.maxTransactions, "max-transactions", 0, "SIP requests handed to the stack within -sip-tx-linger (each holds a transaction that long) beyond which requests get 503: new out-of-dialog ones at 3/8 of it per -sip-tx-linger, after an eighth at once; bounds the memory of calls. 0: sized from -memory-limit (half of it, 12 KiB a request)")
+	fs.DurationVar(&o.maxQueueDelay, "max-queue-delay", overload.DefaultConfig().MaxQueueDelay, "scheduling delay (runnable goroutines waiting for a CPU, 99th percentile, sustained 1 s) at which new out-of-dialog requests get 503: the node is CPU-bound; 0 disables")
+	fs.IntVar(&o.udpReaders, "udp-readers", 0, "goroutines that parse the SIP UDP socket's datagrams in parallel, each with the messages of its share of Call-IDs (in order); 0: one per CPU")
+	fs.DurationVar(&o.txLinger, "sip-tx-linger", defaultTxLinger, "how long a SIP transaction is kept after its final response to absorb retransmissions (RFC 3261 Timers J, L, M, D: 32s; Kamailio's wait timer: 5s); 1s to 32s")
 	fs.StringVar(&o.memoryLimit, "memory-limit", "auto", "the process's memory `size` (e.g. 4GiB; Go's soft limit): the garbage collector works harder near it, new calls get 503 once the live heap reaches half of it, and -max-transactions is sized from it. auto: GOMEMLIMIT if set, else 90% of the cgroup's limit, else a quarter of the RAM")
 	fs.IntVar(&o.gcPercent, "gc-percent", 0, "Go garbage-collection `target` (GOGC): the heap may grow this many percent over the live heap before a collection. 0: GOGC if set, else 400 (the memory limit bounds the growth)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiling at /debug/pprof/ on the admin address (keep the admin address private)")
@@ -150,9 +156,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	o.mem.apply()
+	applyTxLinger(o.txLinger)
 	log.Info("dsn-node: memory", zap.Uint64("memory_limit", o.mem.limit), zap.String("memory_limit_from", o.mem.limitFrom),
 		zap.Int("gc_percent", o.mem.gcPercent), zap.String("gc_percent_from", o.mem.gcFrom),
-		zap.Int("max_transactions", cfg.Overload.MaxTransactions), zap.Uint64("max_heap", cfg.Overload.MaxHeap))
+		zap.Int("max_transactions", cfg.Overload.MaxTransactions), zap.Uint64("max_heap", cfg.Overload.MaxHeap),
+		zap.Duration("sip_tx_linger", o.txLinger))
 	deps.SIPLog = sipLog
 	n, err := node.New(cfg, deps)
 	if err != nil {
@@ -201,6 +209,9 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 	cfg.AdminListen = o.admin
 	cfg.Pprof = o.pprof
 	cfg.Overload = cfg.Overload.ForMemory(o.mem.limit)
+	cfg.Overload.TrackTTL = o.txLinger
+	cfg.Overload.MaxQueueDelay = o.maxQueueDelay
+	cfg.Overload.UDPReaders = o.udpReaders
 	cfg.Overload.MaxInflight = o.maxInflight
 	if o.maxTransactions != 0 {
 		cfg.Overload.MaxTransactions = o.maxTransactions
@@ -215,6 +226,15 @@ func buildConfig(o *options, log *zap.Logger) (node.Config, node.Deps, error) {
 	cfg.DNS.Resolver.ENUMSuffix = o.enumSuffix
 	if o.replicas < 1 {
 		return cfg, node.Deps{}, fmt.Errorf("-replicas %d: must be at least 1", o.replicas)
+	}
+	if err := checkTxLinger(o.txLinger); err != nil {
+		return cfg, node.Deps{}, err
+	}
+	if o.udpReaders < 0 || o.udpReaders > 256 {
+		return cfg, node.Deps{}, fmt.Errorf("-udp-readers %d: want 0 (one per CPU) to 256", o.udpReaders)
+	}
+	if o.maxQueueDelay < 0 {
+		return cfg, node.Deps{}, fmt.Errorf("-max-queue-delay %v: want >= 0 (0 disables)", o.maxQueueDelay)
 	}
 	if o.maxTransactions != 0 {
 		if err := cfg.Overload.Validate(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestResolveMemory(t *testing.T) {
@@ -94,6 +95,13 @@ func TestMemorySizesTheGate(t *testing.T) {
 	}
 	if cfg.Overload.MaxHeap != 3<<30 || cfg.Overload.MaxTransactions != (3<<30)/(12<<10) {
 		t.Fatalf("6 GiB: max heap %d, window %d; want 3 GiB and %d", cfg.Overload.MaxHeap, cfg.Overload.MaxTransactions, (3<<30)/(12<<10))
+	}
+	if cfg.Overload.TrackTTL != defaultTxLinger {
+		t.Fatalf("window TTL %v, want -sip-tx-linger's %v", cfg.Overload.TrackTTL, defaultTxLinger)
+	}
+	o.txLinger = 32 * time.Second
+	if cfg, _, err = buildConfig(o, nopLogger()); err != nil || cfg.Overload.TrackTTL != 32*time.Second {
+		t.Fatalf("-sip-tx-linger 32s: window TTL %v, %v", cfg.Overload.TrackTTL, err)
 	}
 	o.maxTransactions = 20000
 	if cfg, _, err = buildConfig(o, nopLogger()); err != nil || cfg.Overload.MaxTransactions != 20000 {

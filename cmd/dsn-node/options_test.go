@@ -88,6 +88,9 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"bad sip", []string{"-name", "a", "-domain", "d.example", "-cluster-key-file", key, "-sip", "nope"}, "-sip"},
 		{"bad replicas", []string{"-name", "a", "-domain", "d.example", "-cluster-key-file", key, "-replicas", "0"}, "-replicas"},
 		{"bad log level", []string{"-log-level", "loud"}, "-log-level"},
+		{"negative queue delay", []string{"-dev", "-max-queue-delay", "-1ms"}, "-max-queue-delay -1ms: want >= 0"},
+		{"tx linger too short", []string{"-dev", "-sip-tx-linger", "500ms"}, "-sip-tx-linger 500ms: want 1s to 32s"},
+		{"tx linger over the RFC", []string{"-dev", "-sip-tx-linger", "1m"}, "-sip-tx-linger 1m0s: want 1s to 32s"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

@@ -33,8 +33,8 @@ type Config struct {
 	QueueDelayFor time.Duration
 	// MaxHeap is the live heap, in bytes, at which new out-of-dialog
 	// requests are answered 503: every admitted call holds state for its
-	// transactions' lifetime (sipgo keeps them up to 32 s after the
-	// final response), so memory grows with the admitted rate, not with
+	// transactions' lifetime (sipgo keeps them up to TrackTTL after
+	// the final response), so memory grows with the admitted rate, not with
 	// the offered one. The process's resident size is about twice the
 	// live heap. 0 disables the signal.
 	MaxHeap uint64
@@ -52,7 +52,7 @@ type Config struct {
 	// count once), each weighing 1 and 1 more for every 2 KiB of its
 	// size. Each of them holds a server transaction, and its forwarded
 	// copy a client transaction and the proxy's call state, for up to
-	// 64*T1 = 32 s after its final response; so this bounds the memory of
+	// TrackTTL after its final response; so this bounds the memory of
 	// calls whatever the offered load (11-14 KiB of live heap per unit
 	// for calls as bench/overload makes them). New out-of-dialog requests
 	// may take half of it, paced: an eighth at once, then three eighths
@@ -62,7 +62,8 @@ type Config struct {
 	MaxTransactions int
 	// TrackTTL is how long a request stays in the transaction window:
 	// the longest sipgo keeps its transaction after the final response
-	// (64*T1 = 32 s over UDP), also the longest a client retransmits it.
+	// (RFC 3261: 64*T1 = 32 s over UDP, the default; dsn-node sets it
+	// and sipgo's timers from -sip-tx-linger).
 	// Retransmissions of a request in the window are admitted while the
 	// node sheds load.
 	TrackTTL time.Duration
@@ -81,6 +82,10 @@ type Config struct {
 	// burst waits for the gate instead of being dropped by the kernel,
 	// responses and in-dialog requests with it. 0 keeps the OS default.
 	UDPReadBuffer int
+	// UDPReaders is how many goroutines of the SIP stack read the UDP
+	// socket's datagrams, parsing them in parallel (Gate.PacketConns); 0
+	// means one per CPU (GOMAXPROCS).
+	UDPReaders int
 	// MaxConns bounds the inbound TCP connections held at once; a further
 	// connection is accepted and closed at once.
 	MaxConns int
@@ -112,7 +117,7 @@ func DefaultConfig() Config {
 		MaxInflight:     2000,
 		MaxGoroutines:   10000,
 		MaxQueueDelay:   50 * time.Millisecond,
-		QueueDelayFor:   300 * time.Millisecond,
+		QueueDelayFor:   time.Second,
 		MaxHeap:         1 << 30,
 		RetryAfter:      5 * time.Second,
 		MaxTransactions: 1 << 16,
@@ -157,6 +162,8 @@ func (c Config) Validate() error {
 		return bad("MaxMessage = %d, want >= 1024", c.MaxMessage)
 	case c.UDPReadBuffer < 0:
 		return bad("UDPReadBuffer = %d, want >= 0", c.UDPReadBuffer)
+	case c.UDPReaders < 0 || c.UDPReaders > 256:
+		return bad("UDPReaders = %d, want 0 (one per CPU) to 256", c.UDPReaders)
 	case c.MaxConns < 1:
 		return bad("MaxConns = %d, want >= 1", c.MaxConns)
 	case c.MaxConnsPerIP < 0 || c.MaxConnsPerIP > c.MaxConns:

@@ -13,13 +13,17 @@
 // a request rejected below it costs neither (its retransmissions get the
 // same answer, and the ACK of the 503 is absorbed by its To tag, see
 // TagPrefix). The proxy and the registrar are not changed.
+// Gate.PacketConns splits the UDP socket into lanes by Call-ID, one
+// sipgo reader each, so that sipgo parses datagrams in parallel while a
+// call's messages keep their order.
 //
 // # The rule (Gate.Decide)
 //
 // Responses and ACKs always pass: shedding them would break accepted
 // calls, and they open no transaction that outlives its handler. Every
 // other request the gate hands to sipgo opens a server transaction that
-// sipgo keeps up to 64*T1 = 32 s after its final response (with, for a
+// sipgo keeps after its final response, up to 64*T1 = 32 s by RFC 3261
+// (Config.TrackTTL; dsn-node's -sip-tx-linger, 5 s) (with, for a
 // forwarded request, a client transaction and the proxy's call state):
 // that, not the offered load, is what a node's memory grows with. So the
 // gate keeps a transaction window: the requests it passed in the last
@@ -43,6 +47,10 @@
 // optional token-bucket rate (Config.Rate, Config.Burst). The load is
 // sampled through Deps.Load for each such request. Every rejection is
 // counted by Metrics.Rejected with its reason.
+//
+// A request a Stateless serves (the node's REGISTER over UDP) is not
+// handed to sipgo and opens no transaction: DecideStateless applies the
+// load limits and the repeat rule to it, not the window.
 //
 // Memory is thus bounded by configuration: the window by MaxTransactions
 // (the gate's own table, which gives its memory back once mostly empty),
@@ -75,7 +83,8 @@
 // functions of their input and never panic on any bytes. The wrappers are
 // the drivers: their Read/ReadFrom run on the stack's read goroutine (one
 // per socket or connection) and do all their work there, with no goroutine
-// of their own. A Gate and the wrappers are safe for concurrent use;
+// of their own, but for PacketConns' one reader per socket, which does
+// that work and ends when the socket fails. A Gate and the wrappers are safe for concurrent use;
 // Metrics is called from read goroutines and must not block.
 // Sampler and Recovery belong to one driver goroutine (the node's
 // overload ticker), which samples the scheduling delay and the live

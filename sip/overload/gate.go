@@ -230,15 +230,8 @@ func (g *Gate) Decide(h *Head, load func() Load, now time.Time) Decision {
 	if g.win.len()+wt > g.cfg.MaxTransactions || 2*(g.win.news+wt) > g.cfg.MaxTransactions || !g.pace.has(float64(wt)) {
 		return g.reject(ReasonTransactions, now, key)
 	}
-	if r := g.overloaded(load()); r != "" {
+	if r := g.limit(load, now); r != "" {
 		return g.reject(r, now, key)
-	}
-	if g.cfg.Rate > 0 {
-		g.rate.fill(now)
-		if !g.rate.has(1) {
-			return g.reject(ReasonRate, now, key)
-		}
-		g.rate.take(1)
 	}
 	g.pace.take(float64(wt))
 	g.admitted.Add(1)
@@ -270,6 +263,23 @@ func (g *Gate) txKey(h *Head, m string) uint64 {
 	}
 	d.WriteString(m)
 	return d.Sum64()
+}
+
+// limit returns why a new request may not be admitted now: a load limit
+// or the token bucket (Rate, Burst), whose token it takes otherwise. g.mu
+// is held.
+func (g *Gate) limit(load func() Load, now time.Time) Reason {
+	if r := g.overloaded(load()); r != "" {
+		return r
+	}
+	if g.cfg.Rate > 0 {
+		g.rate.fill(now)
+		if !g.rate.has(1) {
+			return ReasonRate
+		}
+		g.rate.take(1)
+	}
+	return ""
 }
 
 func (g *Gate) overloaded(l Load) Reason {

@@ -25,7 +25,7 @@ const TagPrefix = "dsnovl-"
 // 3581 4): src when the top Via has rport, else src's address with the
 // Via's sent-by port (5060 by default).
 func appendResponse(dst, msg []byte, h *Head, code int, reason string, retryAfter int, src netip.AddrPort) ([]byte, netip.AddrPort) {
-	to := src
+	to := ReplyAddr(msg, h, src)
 	dst = append(dst, "SIP/2.0 "...)
 	dst = strconv.AppendInt(dst, int64(code), 10)
 	dst = append(dst, ' ')
@@ -40,11 +40,7 @@ func appendResponse(dst, msg []byte, h *Head, code int, reason string, retryAfte
 		case "via":
 			if topVia {
 				topVia = false
-				var port int
-				dst, port = appendTopVia(dst, msg, it.field, it.value, src)
-				if port > 0 && src.IsValid() {
-					to = netip.AddrPortFrom(src.Addr(), uint16(port))
-				}
+				dst = appendTopVia(dst, msg, it.field, it.value, src)
 				continue
 			}
 		case "to":
@@ -72,20 +68,19 @@ func appendResponse(dst, msg []byte, h *Head, code int, reason string, retryAfte
 }
 
 // appendTopVia appends the top Via field, with rport and received filled
-// in when it asks for rport and src is valid. It returns the sent-by port
-// to answer to when the Via has no rport (0: answer to src).
-func appendTopVia(dst, msg []byte, field, value span, src netip.AddrPort) ([]byte, int) {
+// in when it asks for rport and src is valid.
+func appendTopVia(dst, msg []byte, field, value span, src netip.AddrPort) []byte {
 	v := value.of(msg)
 	parm := firstViaParm(v)
 	rport := param(parm, "rport")
 	if rport != nil {
 		if len(rport) != 0 || !src.IsValid() {
-			return append(append(dst, field.of(msg)...), "\r\n"...), 0
+			return append(append(dst, field.of(msg)...), "\r\n"...)
 		}
 		// parm holds ";rport" (a flag) somewhere: find the flag's end.
 		at := flagEnd(parm, "rport")
 		if at < 0 {
-			return append(append(dst, field.of(msg)...), "\r\n"...), 0
+			return append(append(dst, field.of(msg)...), "\r\n"...)
 		}
 		abs := value.start + at
 		dst = append(dst, msg[field.start:abs]...)
@@ -95,9 +90,9 @@ func appendTopVia(dst, msg []byte, field, value span, src netip.AddrPort) ([]byt
 		dst = append(dst, ";received="...)
 		dst = append(dst, src.Addr().Unmap().String()...)
 		dst = append(dst, msg[value.start+len(parm):field.end]...)
-		return append(dst, "\r\n"...), 0
+		return append(dst, "\r\n"...)
 	}
-	return append(append(dst, field.of(msg)...), "\r\n"...), sentByPort(parm)
+	return append(append(dst, field.of(msg)...), "\r\n"...)
 }
 
 // flagEnd returns the offset in parm just after the flag parameter name

@@ -58,7 +58,7 @@ func startSipgo(t *testing.T) *sipgoServer {
 		t.Fatal(err)
 	}
 	s.udp, s.tcp = udp.LocalAddr().String(), tcp.Addr().String()
-	go srv.ServeUDP(g.PacketConn(udp))
+	go srv.ServeUDP(g.PacketConn(udp, nil))
 	go srv.ServeTCP(g.Listener(tcp))
 	t.Cleanup(func() { udp.Close(); tcp.Close(); ua.Close() })
 	return s

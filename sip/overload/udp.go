@@ -19,27 +19,39 @@ import (
 // bounded by one goroutine; what the socket cannot take in meanwhile the
 // kernel drops.
 //
+// A request whose method st takes (st may be nil) is not handed to the
+// stack: the gate decides on it by DecideStateless and passes it to
+// st.Serve, whose response goes out on pc.
+//
 // It asks for a receive buffer of Config.UDPReadBuffer bytes when pc
 // allows (best effort: the kernel caps it).
-func (g *Gate) PacketConn(pc net.PacketConn) net.PacketConn {
+func (g *Gate) PacketConn(pc net.PacketConn, st Stateless) net.PacketConn {
 	if rb, ok := pc.(interface{ SetReadBuffer(int) error }); ok && g.cfg.UDPReadBuffer > 0 {
 		_ = rb.SetReadBuffer(g.cfg.UDPReadBuffer)
 	}
-	return &packetConn{PacketConn: pc, g: g}
+	return &packetConn{PacketConn: pc, g: g, st: st}
 }
 
 type packetConn struct {
 	net.PacketConn
-	g *Gate
+	g  *Gate
+	st Stateless
 }
 
 var respBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, _, err := c.next(b)
+	return n, addr, err
+}
+
+// next reads the next datagram the gate admits into b, with the Call-ID
+// of its head (nil for a keep-alive), which points into b.
+func (c *packetConn) next(b []byte) (int, net.Addr, []byte, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
 		if err != nil || n == 0 {
-			return n, addr, err
+			return n, addr, nil, err
 		}
 		if n >= len(b) || n > c.g.cfg.MaxMessage {
 			c.g.metrics.Dropped("udp", DropOversized)
@@ -47,16 +59,20 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		}
 		data := b[:n]
 		if isKeepAlive(data) {
-			return n, addr, nil
+			return n, addr, nil, nil
 		}
 		h, err := ParseHead(data)
 		if err != nil {
 			c.g.metrics.Dropped("udp", DropMalformed)
 			continue
 		}
+		if c.st != nil && !h.Response && c.st.Takes(h.Method) {
+			c.serveStateless(data, &h, addr)
+			continue
+		}
 		switch d := c.g.Admit(&h); d.Verdict {
 		case Admit:
-			return n, addr, nil
+			return n, addr, h.CallID, nil
 		case Reject:
 			c.reject(data, &h, addr)
 		}
@@ -75,13 +91,16 @@ func (c *packetConn) reject(data []byte, h *Head, addr net.Addr) {
 	respBufs.Put(bp)
 }
 
-// addrPort converts a datagram's source address.
+// addrPort converts a datagram's source address (an IPv4 address as
+// such, not IPv4-mapped).
 func addrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
 	if u, ok := a.(*net.UDPAddr); ok {
-		return u.AddrPort()
+		ap = u.AddrPort()
+	} else {
+		ap, _ = netip.ParseAddrPort(a.String())
 	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // isKeepAlive reports a datagram of only CRs and LFs (RFC 5626 keep-alive),

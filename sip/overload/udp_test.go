@@ -72,7 +72,7 @@ func TestPacketConn(t *testing.T) {
 	bye := inDialog("BYE", "z9hG4bKbye")
 	admitted := invite("z9hG4bKok")
 	mem := &memPacketConn{}
-	pc := g.PacketConn(mem)
+	pc := g.PacketConn(mem, nil)
 	if mem.readBuf != g.cfg.UDPReadBuffer {
 		t.Fatalf("read buffer %d", mem.readBuf)
 	}
@@ -124,7 +124,7 @@ func TestPacketConnAnswersAtSentByWithoutRport(t *testing.T) {
 	g, fl, _, _ := testGate(t, nil)
 	fl.l = Load{InFlight: 10}
 	mem := &memPacketConn{in: []datagram{{msg("", "OPTIONS sip:h SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.7:5099;branch=z9hG4bKo", "To: <sip:h>"), phone}}}
-	readAll(t, g.PacketConn(mem), 32768)
+	readAll(t, g.PacketConn(mem, nil), 32768)
 	if len(mem.out) != 1 || mem.out[0].addr.String() != "192.0.2.7:5099" {
 		t.Fatalf("sent %v", mem.out)
 	}

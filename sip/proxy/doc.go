@@ -202,7 +202,8 @@
 //
 //   - Responses are taken from a tap on the transport layer
 //     (TransportLayer.OnMessage), which runs on the read goroutine in
-//     arrival order, and relayed by the request's handler goroutine from a
+//     arrival order (one per connection, or per Call-ID lane of a UDP
+//     socket), and relayed by the request's handler goroutine from a
 //     queue in that order: a 180 is never lost or relayed after the 200 of
 //     its branch. (sipgo's client transaction drops a 1xx it processes
 //     after the 2xx.) The client transactions still retransmit, time out
@@ -221,7 +222,8 @@
 // branch is final or cancelled. It then returns: no goroutine of the
 // proxy outlives a request except one short-lived drain per client
 // transaction (until its final response or timeout). sipgo's transactions
-// stay in memory for their RFC timers (Timer M, D, K: up to 32 s), and the
+// stay in memory for their RFC timers (Timer M, D, K: up to 32 s; dsn-node
+// -sip-tx-linger shortens M and D, as Kamailio's 5 s wait timer), and the
 // tap keeps a finished request's branches until then to forward a late
 // 2xx. Metrics.Observe is called once per request on its handler
 // goroutine.

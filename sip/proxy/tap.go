@@ -13,7 +13,9 @@ import (
 // state machine drops a 1xx that it processes after the 2xx of the same
 // transaction: a 180 followed closely by a 200 could be lost or relayed
 // after the 200. The tap runs on the transport's read goroutine, so it sees
-// the responses of one connection in arrival order; it hands each response
+// the responses of one connection in arrival order (a node's UDP socket
+// has several read goroutines, each with the messages of its Call-IDs:
+// overload.PacketConns); it hands each response
 // of a branch to the branch's call as an event, and the call relays them
 // from one goroutine in that order. The client transactions still do
 // retransmission, timeouts and the ACK of non-2xx responses; the driver
