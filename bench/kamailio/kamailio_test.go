@@ -25,12 +25,12 @@ var (
 	pause     = flag.Duration("pause", 100*time.Millisecond, "talk time of the calls (SIPp -d)")
 	fixRate   = flag.Int("fixed-rate", 100, "calls/s of the fixed-rate runs (setup latency, CPU per call)")
 	fixCalls  = flag.Int("fixed-calls", 200, "calls per fixed-rate run")
-	fixRounds = flag.Int("fixed-rounds", 1, "fixed-rate rounds (the head-to-head paths take turns)")
+	fixRounds = flag.Int("fixed-rounds", 1, "fixed-rate rounds (the head-to-head paths take turns; 0: none)")
 	regUsers  = flag.Int("register-users", 1000, "registered users: each system holds them all before its REGISTER steps, which refresh them")
 	fleetArg  = flag.String("fleet", "3", "fleet sizes (comma list) for the caller -> entry node -> home -> phone path")
 	modesArg  = flag.String("modes", "proxy,redirect", "route modes of the fleets (comma list)")
 	contacts  = flag.Int("contacts", 10000, "contacts registered for the memory figures (one AOR each)")
-	contRate  = flag.Int("contacts-rate", 900, "REGISTER/s while registering the -contacts on dsn-node (its overload gate admits 3/8 of its transaction window a 32 s sustained, after an eighth at once: see dsn-node -memory-limit)")
+	contRate  = flag.Int("contacts-rate", 900, "REGISTER/s while registering the -contacts on dsn-node (REGISTER over UDP takes no place in its overload window; its scheduling-delay limit still applies)")
 	kamRate   = flag.Int("kamailio-contacts-rate", 2000, "REGISTER/s while registering the -contacts on Kamailio")
 	sustain   = flag.Duration("sustain", 0, "length of a run at the best rate found for Kamailio and one dsn-node, to see whether it holds longer than a step (0: none)")
 	kamKids   = flag.Int("kamailio-children", 4, "Kamailio UDP worker processes (-n)")
@@ -343,6 +343,9 @@ func boundReg(x, ceil sippbench.Result) string {
 func (r *run) fixed(targets []target, ref *fixedResult, label string) []fixedResult {
 	t := r.t
 	out := make([]fixedResult, len(targets))
+	if *fixRounds == 0 {
+		return out // -fixed-rounds=0: no fixed-rate runs
+	}
 	for round := 0; round < *fixRounds; round++ {
 		for i, tg := range targets {
 			if tg.sys != nil {

@@ -32,7 +32,7 @@ prof=${PROFILES:-$(mktemp -d -t bench-kamailio-prof.XXXXXX)}
 echo "full log: $log; profiles: $prof; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
 go test -count=1 -timeout 240m -v -run 'TestKamailio$' ./bench/kamailio -args \
-  -step=10s -start=400 -factor=2 -max=12800 -refine=2 -rounds=2 -empty-window -drain-max=120s \
+  -step=10s -start=400 -factor=2 -max=12800 -register-max=51200 -refine=2 -rounds=2 -empty-window -drain-max=120s \
   -fixed-rate=200 -fixed-calls=2000 -fixed-rounds=2 -sustain=40s -register-users=20000 \
   -fleet=3,5 -modes=proxy,redirect \
   -contacts=1000000 -contacts-rate=2000 -kamailio-contacts-rate=4000 \
