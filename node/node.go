@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -273,11 +272,7 @@ func (n *Node) startSIP(ctx context.Context) error {
 	// Closing the wrappers closes the sockets.
 	regUDP := startUDPRegistrar(ctx, &n.wg, &udpRegistrar{reg: reg, parser: proxy.NewParser(), timeout: rcfg.RequestTimeout,
 		inflight: &guard.registers, served: n.metrics.registrations.Inc, slog: sec.slog}, n.cfg.Overload.MaxInflight)
-	readers := n.cfg.Overload.UDPReaders
-	if readers == 0 {
-		readers = runtime.GOMAXPROCS(0)
-	}
-	lanes := guard.gate.PacketConns(n.sipUDP, regUDP, readers)
+	lanes := guard.gate.PacketConns(n.sipUDP, regUDP)
 	n.sipUDP, n.sipTCP = lanes[0], guard.gate.Listener(n.sipTCP)
 	tcp := n.sipTCP
 	for _, udp := range lanes {

@@ -39,7 +39,6 @@ const overloadTick = 100 * time.Millisecond
 // yet or it is at the limit, at most once a second), expires the gate's
 // transaction window, and after an overload or a burst it returns free
 // memory to the OS (overload.Recovery).
-
 func (n *Node) startOverload(ctx context.Context) (*overloadGuard, error) {
 	g := &overloadGuard{log: n.log.Named("overload")}
 	cfg := n.cfg.Overload

@@ -3,11 +3,12 @@ package overload
 import (
 	"hash/maphash"
 	"net"
+	"runtime"
 	"sync"
 )
 
-// PacketConns wraps the UDP socket for n readers of the SIP stack (n <
-// 2: one, the PacketConn wrapper itself). sipgo parses every datagram on
+// PacketConns wraps the UDP socket for Config.UDPReaders readers of the
+// SIP stack (0: GOMAXPROCS; one: the PacketConn wrapper itself). sipgo parses every datagram on
 // the goroutine that reads it, one per socket: under load that one
 // goroutine, not the CPUs, set a node's rate (the socket's buffer
 // overflowed with a core to spare). Here one goroutine reads the socket
@@ -23,8 +24,12 @@ import (
 // socket and stops the reader; then every lane's reads fail with the
 // socket's error (net.ErrClosed). Close a lane, not pc: the reader may
 // be waiting for a lane whose stack reader is gone.
-func (g *Gate) PacketConns(pc net.PacketConn, st Stateless, n int) []net.PacketConn {
+func (g *Gate) PacketConns(pc net.PacketConn, st Stateless) []net.PacketConn {
 	src := g.PacketConn(pc, st).(*packetConn)
+	n := g.cfg.UDPReaders
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
 	if n < 2 {
 		return []net.PacketConn{src}
 	}

@@ -39,7 +39,7 @@ func drain(lanes []net.PacketConn, bufSize int) ([][][]byte, []error) {
 // still answers for what it rejects; when the socket fails every lane
 // fails with its error.
 func TestLanesKeepACallInOrderInOneLane(t *testing.T) {
-	g, fl, _, m := testGate(t, nil)
+	g, fl, _, m := testGate(t, func(c *Config) { c.UDPReaders = 3 })
 	mem := &memPacketConn{}
 	var want [][]byte
 	for seq := 1; seq <= 40; seq++ {
@@ -55,7 +55,7 @@ func TestLanesKeepACallInOrderInOneLane(t *testing.T) {
 	mem.in = append(mem.in, datagram{[]byte("\r\n\r\n"), phone})
 	fl.l = Load{InFlight: 10} // new out-of-dialog requests are shed
 	mem.in = append(mem.in, datagram{invite("z9hG4bKshed"), phone})
-	got, errs := drain(g.PacketConns(mem, nil, 3), 32768)
+	got, errs := drain(g.PacketConns(mem, nil), 32768)
 
 	seen := map[string][]int{} // Call-ID -> lanes it was seen in
 	var all int
@@ -103,12 +103,12 @@ func TestLanesKeepACallInOrderInOneLane(t *testing.T) {
 // A datagram bigger than the stack's buffer is dropped and counted; a
 // lane closed while the reader waits for a full lane lets it finish.
 func TestLanesOversizedAndClose(t *testing.T) {
-	g, _, _, m := testGate(t, nil)
+	g, _, _, m := testGate(t, func(c *Config) { c.UDPReaders = 2 })
 	mem := &memPacketConn{}
 	for range 2*laneQueue + 10 {
 		mem.in = append(mem.in, datagram{inDialog("BYE", "z9hG4bKsame"), phone})
 	}
-	lanes := g.PacketConns(mem, nil, 2)
+	lanes := g.PacketConns(mem, nil)
 	if err := lanes[1].Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +119,8 @@ func TestLanesOversizedAndClose(t *testing.T) {
 }
 
 func TestOneLaneIsThePacketConn(t *testing.T) {
-	g, _, _, _ := testGate(t, nil)
-	ls := g.PacketConns(&memPacketConn{}, nil, 1)
+	g, _, _, _ := testGate(t, func(c *Config) { c.UDPReaders = 1 })
+	ls := g.PacketConns(&memPacketConn{}, nil)
 	if _, ok := ls[0].(*packetConn); len(ls) != 1 || !ok {
 		t.Fatalf("%T", ls[0])
 	}
